@@ -1,0 +1,69 @@
+"""The ``connector`` command line: one fixed table of sub-commands.
+
+Each sub-command lives in the module that owns its concern and exposes two functions:
+``configure(parser: argparse.ArgumentParser) -> None`` and ``run(args) -> int``. Modules are
+imported only when their command runs, so a broken optional dependency of one command does
+not break the others. This module must not contain command logic itself.
+
+Exit codes: 0 success, 1 the checked thing is invalid / the operation failed, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# name -> (module, one-line help). Fixed in code on purpose: no plugin discovery.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "validate": ("connector.edxml.cmd_validate", "validate edXML files against the schemas"),
+    "inspect": ("connector.edxml.cmd_inspect", "print a readable summary of an edXML file"),
+    "map": ("connector.mapping.cmd_map", "map a local record to edXML, or back (--reverse)"),
+    "mappings": ("connector.mapping.cmd_mappings", "check every mapping file"),
+    "pki": ("connector.trust.cmd_pki", "create a demo PKI (pki init DIR)"),
+    "sign-pdf": ("connector.trust.cmd_sign_pdf", "apply the organisation seal to a PDF"),
+    "verify": ("connector.trust.cmd_verify", "verify the signatures of an edXML package or PDF"),
+    "encrypt": ("connector.trust.cmd_encrypt", "encrypt a file for recipients (CMS)"),
+    "decrypt": ("connector.trust.cmd_decrypt", "decrypt a CMS AuthEnvelopedData file"),
+    "hub": ("connector.hub.cmd_hub", "run the interconnect hub emulator"),
+    "check": ("connector.daemon.cmd_check", "load and check a connector configuration"),
+    "run": ("connector.daemon.cmd_run", "run the connector daemon"),
+    "messages": ("connector.store.cmd_messages", "list, show and retry tracked packages"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="connector",
+        description="edoc-connector: agency document system <-> e-document interconnect",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        command_parser.set_defaults(_module=module_name)
+        if name in sys.argv[1:2]:
+            # Only the chosen command's module is imported to add its arguments.
+            importlib.import_module(module_name).configure(command_parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    saved = sys.argv
+    sys.argv = [saved[0], *args_list]
+    try:
+        parser = build_parser()
+    finally:
+        sys.argv = saved
+    args = parser.parse_args(args_list)
+    if not getattr(args, "command", None):
+        parser.print_help(sys.stderr)
+        return 2
+    module = importlib.import_module(args._module)
+    result: int = module.run(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Adapters to the agency's local document system (spool folder, AMQP)."""

@@ -1,0 +1,96 @@
+"""The contract between the daemon and the agency's local side.
+
+Two small protocols, like an HTTP transport: ``Intake`` hands the daemon records and
+workflow commands published by agency software; ``Sink`` hands the agency what the
+connector received (documents, status notices) and delivery events. Retries, metrics,
+logging and settlement are written once in the daemon around these; adapters only move
+bytes and translate their library's exceptions into ``connector.errors`` kinds
+(``UnavailableError`` when the broker/folder is unreachable).
+
+Settlement rule: the daemon calls ``IntakeItem.ack()`` only after the tracking store has
+committed the record; ``dead_letter`` puts the record where an operator can see and replay
+it, with the reason. ``Sink.deliver`` returns only once the hand-off is durable (file
+fsynced and renamed, or broker publisher-confirm) and is idempotent by ``delivery_id``.
+This module defines types only; it must not do I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from connector.errors import ConnectorError
+
+
+class RecordKind(enum.Enum):
+    RECORD = "record"  # a document record to send (outbound)
+    COMMAND = "command"  # a local workflow event: status 02/03/04/05/06/13/15/16 to send
+
+
+@dataclass(frozen=True)
+class LocalRecord:
+    """One message from agency software, as bytes plus the metadata needed to route it."""
+
+    record_id: str  # the local system's id: the outbound idempotency key
+    body: bytes = field(repr=False)
+    content_type: str  # application/json or application/xml
+    mapping: str | None = None  # mapping/format name; None = the configured default
+    kind: RecordKind = RecordKind.RECORD
+    priority: int = 0  # 0..3 hint from the transport (AMQP priority); the mapped urgency wins
+    source: str = ""  # where it came from, for error messages (file path, queue + tag)
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class IntakeItem(Protocol):
+    @property
+    def record(self) -> LocalRecord: ...
+
+    def ack(self) -> None:
+        """The record is durably in the store: remove it from the local side."""
+
+    def dead_letter(self, error: ConnectorError) -> None:
+        """Refuse the record for good, keeping it (with the reason) for an operator."""
+
+    def release(self) -> None:
+        """Give the record back untouched (shutdown, dependency down): it will come again."""
+
+
+class Intake(Protocol):
+    def fetch(self, max_items: int, timeout: float) -> Sequence[IntakeItem]:
+        """Up to ``max_items`` records, waiting at most ``timeout`` seconds for the first."""
+
+
+class DeliveryKind(enum.Enum):
+    DOCUMENT = "document"  # an edoc (new, revoke, update, replace)
+    STATUS = "status"  # a status notice received from a peer
+
+
+@dataclass(frozen=True)
+class LocalDelivery:
+    """Something received from the interconnect, mapped to the local format."""
+
+    delivery_id: str  # stable: the inbound idempotency key
+    kind: DeliveryKind
+    body: bytes = field(repr=False)  # the local record (JSON or XML per the mapping)
+    content_type: str
+    attachments: Sequence[tuple[str, bytes]] = ()  # (file name, bytes): written beside it
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LocalEvent:
+    """A delivery event for the local system (``outbound.sent``, ``status.01`` ...)."""
+
+    routing_key: str  # e.g. outbound.accepted, outbound.sent, outbound.failed, status.01
+    body: Mapping[str, object]  # JSON-serialisable; never contains document content
+    event_id: str = ""
+
+
+class Sink(Protocol):
+    def deliver(self, delivery: LocalDelivery) -> None:
+        """Durably hand a received item to the local system (idempotent by delivery_id)."""
+
+    def emit(self, event: LocalEvent) -> None:
+        """Publish a delivery event (durable, best effort ordering)."""
