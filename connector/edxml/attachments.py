@@ -1,0 +1,119 @@
+"""Attachment payload encoding: base64 on the wire, and the national axis' zip wrapping.
+
+Decoding is bounded: bad base64, an attachment over the size limit, or a zip whose
+uncompressed size exceeds the limit (zip bomb) is refused with a clear error before memory
+is exhausted. This module only transforms bytes; it must not know the package structure.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import mimetypes
+import re
+import zipfile
+from dataclasses import dataclass
+
+from connector.errors import PermanentError
+
+ZIP_MAGIC = b"PK\x03\x04"
+ZIP_CONTENT_TYPE = "application/zip"
+_BASE64_WS = re.compile(rb"\s+")
+
+
+@dataclass(frozen=True)
+class AttachmentLimits:
+    max_bytes: int = 50 * 1024 * 1024  # decoded (and unzipped) size of one attachment
+    max_ratio: int = 200  # uncompressed / compressed beyond this is treated as a bomb
+
+
+DEFAULT_ATTACHMENT_LIMITS = AttachmentLimits()
+
+
+class AttachmentError(PermanentError):
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message, reason=reason, stage="parse")
+
+
+def decode_base64(text: str | bytes, *, name: str, limits: AttachmentLimits) -> bytes:
+    raw = text.encode("ascii", "replace") if isinstance(text, str) else text
+    compact = _BASE64_WS.sub(b"", raw)
+    if len(compact) * 3 // 4 > limits.max_bytes:
+        raise AttachmentError(
+            f"attachment {name!r} is about {len(compact) * 3 // 4} bytes, over the limit of "
+            f"{limits.max_bytes} bytes",
+            reason="attachment_too_large",
+        )
+    try:
+        return base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise AttachmentError(
+            f"attachment {name!r} is not valid base64 ({exc})", reason="attachment_bad_base64"
+        ) from None
+
+
+def encode_base64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def is_zip(data: bytes) -> bool:
+    return data[:4] == ZIP_MAGIC
+
+
+def unzip_single(data: bytes, *, name: str, limits: AttachmentLimits) -> tuple[str, bytes] | None:
+    """Unwrap a single-entry zip; None if it holds several entries (kept as a zip).
+
+    The declared sizes in a zip can lie, so the entry is read in chunks and refused as soon
+    as it passes the limit.
+    """
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        entries = [info for info in archive.infolist() if not info.is_dir()]
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise AttachmentError(
+            f"attachment {name!r} looks like a zip but cannot be read ({exc})",
+            reason="attachment_bad_zip",
+        ) from None
+    if len(entries) != 1:
+        return None
+    entry = entries[0]
+    ceiling = min(limits.max_bytes, max(len(data), 1) * limits.max_ratio)
+    if entry.file_size > ceiling:
+        raise AttachmentError(
+            f"attachment {name!r}: zip entry {entry.filename!r} declares {entry.file_size} bytes, "
+            f"over the limit of {ceiling} bytes (possible zip bomb)",
+            reason="attachment_zip_bomb",
+        )
+    out = io.BytesIO()
+    try:
+        with archive.open(entry) as stream:
+            while chunk := stream.read(1024 * 1024):
+                out.write(chunk)
+                if out.tell() > ceiling:
+                    raise AttachmentError(
+                        f"attachment {name!r}: zip entry {entry.filename!r} expands past "
+                        f"{ceiling} bytes (zip bomb)",
+                        reason="attachment_zip_bomb",
+                    )
+    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError) as exc:
+        raise AttachmentError(
+            f"attachment {name!r}: zip entry {entry.filename!r} is corrupt ({exc})",
+            reason="attachment_bad_zip",
+        ) from None
+    return entry.filename, out.getvalue()
+
+
+def zip_single(name: str, data: bytes) -> bytes:
+    """Wrap one file in a zip, deterministically (fixed timestamp), as the axis expects."""
+    buffer = io.BytesIO()
+    info = zipfile.ZipInfo(filename=name or "attachment", date_time=(2020, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_DEFLATED
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(info, data)
+    return buffer.getvalue()
+
+
+def guess_content_type(name: str) -> str:
+    guessed, _ = mimetypes.guess_type(name, strict=False)
+    return guessed or "application/octet-stream"

@@ -1,0 +1,588 @@
+"""Tolerant edXML reader: untrusted bytes -> the typed model.
+
+Namespace-aware and prefix-agnostic (matches namespace URI + local name), insensitive to
+child order, and tolerant of what real peers send (see the spec's "Tolerance": stray bytes,
+``OrganInCharge``, ``Business…``, three date formats, empty ``ResponseFor``, UUID
+DocumentIds, ``cid:`` with or without prefix, zipped attachments). Every problem is
+collected with its line and path, and all of them are reported at once.
+
+It reads; it must not validate against the XSD (``schema``) or write XML (``builder``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from lxml import etree
+from lxml.etree import _Element
+
+from connector import timeutil
+from connector.edxml import attachments as att
+from connector.edxml.model import (
+    NS,
+    XMLDSIG_NS,
+    Attachment,
+    Business,
+    BusinessDocType,
+    BusinessDocumentInfo,
+    Code,
+    DocumentType,
+    EdocPackage,
+    LegacySignature,
+    Organization,
+    OtherInfo,
+    Package,
+    Priority,
+    PromulgationInfo,
+    Receiver,
+    ReceiverType,
+    ReplacementInfo,
+    ResponseFor,
+    SignerInfo,
+    StaffInfo,
+    StatusCode,
+    StatusPackage,
+    SteeringType,
+    TraceHeader,
+)
+from connector.edxml.problems import EdxmlError, Problem
+from connector.edxml.xmlsafe import DEFAULT_LIMITS, XmlLimits, parse_untrusted
+
+T = TypeVar("T")
+
+
+# Spellings seen in real traffic, first one is what we emit.
+_ALIASES: dict[str, tuple[str, ...]] = {
+    "OrganizationInCharge": ("OrganizationInCharge", "OrganInCharge"),
+    "Bussiness": ("Bussiness", "Business"),
+    "BussinessDocType": ("BussinessDocType", "BusinessDocType"),
+    "BussinessDocReason": ("BussinessDocReason", "BusinessDocReason"),
+    "BussinessDocumentInfo": ("BussinessDocumentInfo", "BusinessDocumentInfo"),
+}
+
+
+@dataclass
+class _Reader:
+    """Walks one document, collecting problems instead of stopping at the first."""
+
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    # -- navigation -------------------------------------------------------------------------
+    @staticmethod
+    def local(element: _Element) -> str:
+        return etree.QName(element).localname if isinstance(element.tag, str) else ""
+
+    def children(self, parent: _Element | None, name: str) -> list[_Element]:
+        if parent is None:
+            return []
+        names = _ALIASES.get(name, (name,))
+        return [
+            child
+            for child in parent
+            if isinstance(child.tag, str)
+            and etree.QName(child).namespace == NS
+            and etree.QName(child).localname in names
+        ]
+
+    def child(self, parent: _Element | None, name: str) -> _Element | None:
+        found = self.children(parent, name)
+        return found[0] if found else None
+
+    def path(self, element: _Element | None, extra: str = "") -> str:
+        parts: list[str] = []
+        node = element
+        while node is not None:
+            name = self.local(node)
+            parent = node.getparent()
+            if parent is not None:
+                siblings = [c for c in parent if isinstance(c.tag, str) and c.tag == node.tag]
+                if len(siblings) > 1:
+                    name += f"[{siblings.index(node) + 1}]"
+            parts.append(name)
+            node = parent
+        base = "/" + "/".join(reversed(parts))
+        return f"{base}/{extra}" if extra else base
+
+    def problem(
+        self, element: _Element | None, message: str, *, name: str = "", reason: str = "invalid"
+    ) -> None:
+        line = element.sourceline if element is not None else None
+        self.problems.append(
+            Problem(
+                message,
+                path=self.path(element, name),
+                line=line,
+                element=name or (self.local(element) if element is not None else None),
+                reason=reason,
+            )
+        )
+
+    # -- values ----------------------------------------------------------------------------
+    def text(self, parent: _Element | None, name: str, *, required: bool = False) -> str | None:
+        element = self.child(parent, name)
+        value = (element.text or "").strip() if element is not None else ""
+        if element is not None and element.text is not None and value != element.text:
+            value = element.text.strip()
+        if not value:
+            if required and parent is not None:
+                self.problem(
+                    parent,
+                    f"required element {name} is missing or empty",
+                    name=name,
+                    reason="missing_field",
+                )
+            return None
+        return value
+
+    def convert(
+        self,
+        parent: _Element | None,
+        name: str,
+        func: Callable[[str], T],
+        expected: str,
+        *,
+        required: bool = False,
+    ) -> T | None:
+        value = self.text(parent, name, required=required)
+        if value is None:
+            return None
+        try:
+            return func(value)
+        except (ValueError, KeyError):
+            self.problem(
+                self.child(parent, name), f"{value!r} is not {expected}", reason="bad_format"
+            )
+            return None
+
+
+def _int(value: str) -> int:
+    return int(value.strip())
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("true", "1"):
+        return True
+    if lowered in ("false", "0"):
+        return False
+    raise ValueError(value)
+
+
+def _priority(value: str) -> Priority:
+    return Priority(int(value))
+
+
+def _strip_cid(value: str) -> str:
+    value = value.strip()
+    return value[4:] if value.lower().startswith("cid:") else value
+
+
+def parse_package(
+    data: bytes,
+    *,
+    limits: XmlLimits = DEFAULT_LIMITS,
+    attachment_limits: att.AttachmentLimits = att.DEFAULT_ATTACHMENT_LIMITS,
+) -> Package:
+    """Parse edXML bytes (edoc or status) into the model, or raise ``EdxmlError``."""
+    root = parse_untrusted(data, limits)
+    return parse_element(root, attachment_limits=attachment_limits)
+
+
+def parse_element(
+    root: _Element, *, attachment_limits: att.AttachmentLimits = att.DEFAULT_ATTACHMENT_LIMITS
+) -> Package:
+    reader = _Reader()
+    qname = etree.QName(root)
+    if qname.localname != "edXML" or qname.namespace != NS:
+        got = f"{{{qname.namespace}}}{qname.localname}" if qname.namespace else qname.localname
+        raise EdxmlError(
+            [
+                Problem(
+                    f"root element is {got}, expected edXML in namespace {NS}",
+                    path="/" + qname.localname,
+                    line=root.sourceline,
+                    element=qname.localname,
+                    reason="wrong_namespace",
+                )
+            ]
+        )
+    envelope = reader.child(root, "edXMLEnvelope")
+    header = reader.child(envelope, "edXMLHeader")
+    message = reader.child(header, "MessageHeader")
+    if message is None:
+        raise EdxmlError(
+            [
+                Problem(
+                    "edXMLEnvelope/edXMLHeader/MessageHeader is missing",
+                    path=reader.path(header or envelope or root),
+                    line=root.sourceline,
+                    element="MessageHeader",
+                    reason="missing_field",
+                )
+            ]
+        )
+    if reader.child(message, "StatusCode") is not None:
+        package: Package | None = _status(reader, message)
+    else:
+        package = _edoc(reader, root, header, message, attachment_limits)
+    if reader.problems or package is None:
+        raise EdxmlError(reader.problems)
+    return package
+
+
+def _organization(reader: _Reader, element: _Element) -> Organization:
+    return Organization(
+        organ_id=reader.text(element, "OrganId", required=True) or "",
+        organization_in_charge=reader.text(element, "OrganizationInCharge"),
+        organ_name=reader.text(element, "OrganName"),
+        organ_add=reader.text(element, "OrganAdd"),
+        email=reader.text(element, "Email"),
+        telephone=reader.text(element, "Telephone"),
+        fax=reader.text(element, "Fax"),
+        website=reader.text(element, "Website"),
+    )
+
+
+def _required_child(reader: _Reader, parent: _Element, name: str) -> _Element | None:
+    element = reader.child(parent, name)
+    if element is None:
+        reader.problem(
+            parent, f"required element {name} is missing", name=name, reason="missing_field"
+        )
+    return element
+
+
+def _response_for(reader: _Reader, element: _Element) -> ResponseFor:
+    return ResponseFor(
+        organ_id=reader.text(element, "OrganId"),
+        code=reader.text(element, "Code"),
+        document_id=reader.text(element, "DocumentId"),
+        promulgation_date=reader.convert(
+            element, "PromulgationDate", timeutil.parse_date, "a date (yyyy/MM/dd)"
+        ),
+    )
+
+
+def _staff(reader: _Reader, element: _Element | None) -> StaffInfo | None:
+    if element is None:
+        return None
+    return StaffInfo(
+        department=reader.text(element, "Department"),
+        staff=reader.text(element, "Staff"),
+        email=reader.text(element, "Email"),
+        mobile=reader.text(element, "Mobile"),
+    )
+
+
+def _status(reader: _Reader, message: _Element) -> StatusPackage | None:
+    from_el = _required_child(reader, message, "From")
+    response_el = _required_child(reader, message, "ResponseFor")
+    code = reader.convert(
+        message, "StatusCode", StatusCode, "a status code (01-06, 13, 15, 16)", required=True
+    )
+    timestamp = reader.convert(
+        message,
+        "Timestamp",
+        timeutil.parse_timestamp,
+        "a timestamp (yyyy/MM/dd HH:mm:ss)",
+        required=True,
+    )
+    response = _response_for(reader, response_el) if response_el is not None else None
+    if response is not None and not response.document_id:
+        reader.problem(
+            response_el,
+            "required element DocumentId is missing or empty",
+            name="DocumentId",
+            reason="missing_field",
+        )
+    if from_el is None or response is None or code is None or timestamp is None:
+        return None
+    return StatusPackage(
+        from_=_organization(reader, from_el),
+        response_for=response,
+        status_code=code,
+        timestamp=timestamp,
+        staff_info=_staff(reader, reader.child(message, "StaffInfo")),
+        description=reader.text(message, "Description"),
+    )
+
+
+def _edoc(
+    reader: _Reader,
+    root: _Element,
+    header: _Element | None,
+    message: _Element,
+    limits: att.AttachmentLimits,
+) -> EdocPackage | None:
+    from_el = _required_child(reader, message, "From")
+    to_els = reader.children(message, "To")
+    if not to_els:
+        reader.problem(
+            message, "at least one To (recipient) is required", name="To", reason="missing_field"
+        )
+    document_id = reader.text(message, "DocumentId", required=True)
+    code_el = _required_child(reader, message, "Code")
+    code_number = reader.text(code_el, "CodeNumber", required=True)
+    code_notation = reader.text(code_el, "CodeNotation", required=True)
+    prom_el = _required_child(reader, message, "PromulgationInfo")
+    prom_date = reader.convert(
+        prom_el, "PromulgationDate", timeutil.parse_date, "a date (yyyy/MM/dd)", required=True
+    )
+    type_el = _required_child(reader, message, "DocumentType")
+    doc_type = reader.convert(type_el, "Type", _int, "1 or 2", required=True)
+    type_name = reader.text(type_el, "TypeName", required=True)
+    subject = reader.text(message, "Subject", required=True)
+    signer_el = reader.child(message, "SignerInfo")
+    other = _other_info(reader, reader.child(message, "OtherInfo"))
+    steering = reader.convert(
+        message, "SteeringType", lambda v: SteeringType(int(v)), "a steering type (1, 2 or 3)"
+    )
+    responses = tuple(
+        r
+        for r in (_response_for(reader, el) for el in reader.children(message, "ResponseFor"))
+        if not r.is_empty
+    )
+    trace_list = reader.child(header, "TraceHeaderList")
+    traces = tuple(
+        TraceHeader(
+            organ_id=reader.text(el, "OrganId", required=True) or "",
+            timestamp=reader.convert(
+                el,
+                "Timestamp",
+                timeutil.parse_timestamp,
+                "a timestamp (yyyy/MM/dd HH:mm:ss)",
+                required=True,
+            )
+            or dt.datetime.min.replace(tzinfo=timeutil.VN_TZ),
+        )
+        for el in reader.children(trace_list, "TraceHeader")
+    )
+    business = _business(reader, reader.child(trace_list, "Bussiness"))
+    attachments = _attachments(reader, root, limits)
+    legacy = _legacy_signature(reader, header)
+    if (
+        from_el is None
+        or not to_els
+        or None
+        in (document_id, code_number, code_notation, prom_date, doc_type, type_name, subject)
+    ):
+        return None
+    assert document_id and code_number and code_notation and prom_date and type_name and subject
+    assert doc_type is not None
+    return EdocPackage(
+        from_=_organization(reader, from_el),
+        to=tuple(_organization(reader, el) for el in to_els),
+        document_id=document_id,
+        code=Code(code_number, code_notation),
+        promulgation_info=PromulgationInfo(reader.text(prom_el, "Place"), prom_date),
+        document_type=DocumentType(doc_type, type_name, reader.text(type_el, "TypeDetail")),
+        subject=subject,
+        content=reader.text(message, "Content"),
+        signer_info=SignerInfo(
+            competence=reader.text(signer_el, "Competence"),
+            position=reader.text(signer_el, "Position"),
+            full_name=reader.text(signer_el, "FullName"),
+        )
+        if signer_el is not None
+        else None,
+        due_date=reader.convert(message, "DueDate", timeutil.parse_date, "a date (yyyy/MM/dd)"),
+        other_info=other,
+        response_for=responses,
+        steering_type=steering,
+        to_places=tuple(
+            (el.text or "").strip()
+            for el in reader.children(reader.child(message, "ToPlaces"), "Place")
+            if (el.text or "").strip()
+        ),
+        trace_headers=traces,
+        business=business,
+        attachments=attachments,
+        legacy_signature=legacy,
+    )
+
+
+def _other_info(reader: _Reader, element: _Element | None) -> OtherInfo:
+    if element is None:
+        return OtherInfo()
+    appendixes = tuple(
+        (el.text or "").strip()
+        for el in reader.children(reader.child(element, "Appendixes"), "Appendix")
+        if (el.text or "").strip()
+    )
+    return OtherInfo(
+        priority=reader.convert(element, "Priority", _priority, "a priority (0-4)")
+        or Priority.NORMAL,
+        sphere_of_promulgation=reader.text(element, "SphereOfPromulgation"),
+        typer_notation=reader.text(element, "TyperNotation"),
+        promulgation_amount=reader.convert(element, "PromulgationAmount", _int, "a number"),
+        page_amount=reader.convert(element, "PageAmount", _int, "a number"),
+        direction=bool(reader.convert(element, "Direction", _bool, "true or false")),
+        appendixes=appendixes,
+    )
+
+
+def _business(reader: _Reader, element: _Element | None) -> Business | None:
+    if element is None:
+        return None
+    info_el = reader.child(element, "BussinessDocumentInfo")
+    info = None
+    if info_el is not None:
+        info = BusinessDocumentInfo(
+            document_info=reader.text(info_el, "DocumentInfo"),
+            document_receiver=reader.text(info_el, "DocumentReceiver"),
+            receivers=tuple(
+                Receiver(
+                    organ_id=reader.text(el, "OrganId", required=True) or "",
+                    receiver_type=reader.convert(
+                        el, "ReceiverType", lambda v: ReceiverType(int(v)), "0 or 1"
+                    )
+                    or ReceiverType.REMOVED,
+                )
+                for el in reader.children(reader.child(info_el, "ReceiverList"), "Receiver")
+            ),
+        )
+    replacements = tuple(
+        ReplacementInfo(
+            document_id=reader.text(el, "DocumentId", required=True) or "",
+            organ_ids=tuple(
+                (o.text or "").strip()
+                for o in reader.children(reader.child(el, "OrganIdList"), "OrganId")
+                if (o.text or "").strip()
+            ),
+        )
+        for el in reader.children(reader.child(element, "ReplacementInfoList"), "ReplacementInfo")
+    )
+    return Business(
+        business_doc_type=reader.convert(
+            element, "BussinessDocType", lambda v: BusinessDocType(int(v)), "0, 1, 2 or 3"
+        )
+        or BusinessDocType.NEW,
+        document_id=reader.text(element, "DocumentId"),
+        business_doc_reason=reader.text(element, "BussinessDocReason"),
+        paper=reader.text(element, "Paper"),
+        staff_info=_staff(reader, reader.child(element, "StaffInfo")),
+        business_document_info=info,
+        replacement_info=replacements,
+    )
+
+
+def _legacy_signature(reader: _Reader, header: _Element | None) -> LegacySignature | None:
+    placeholder = reader.child(header, "Signature")
+    if placeholder is None:
+        return None
+    return LegacySignature(raw_xml=etree.tostring(placeholder, with_tail=False))
+
+
+def has_xmldsig(root: _Element) -> bool:
+    return root.find(f".//{{{XMLDSIG_NS}}}Signature") is not None
+
+
+def _attachments(
+    reader: _Reader, root: _Element, limits: att.AttachmentLimits
+) -> tuple[Attachment, ...]:
+    manifest = reader.child(
+        reader.child(reader.child(root, "edXMLEnvelope"), "edXMLBody"), "edXMLManifest"
+    )
+    references = {}
+    for ref in reader.children(manifest, "Reference"):
+        cid = reader.text(ref, "ContentId", required=True)
+        if cid:
+            references[_strip_cid(cid)] = ref
+    # Payload elements are un-prefixed children of the default QCVN namespace, but some
+    # peers send them un-namespaced: accept both by local name.
+    encoded = [
+        c
+        for c in root
+        if isinstance(c.tag, str) and etree.QName(c).localname == "AttachmentEncoded"
+    ]
+    result: list[Attachment] = []
+    seen: set[str] = set()
+    for container in encoded:
+        for element in container:
+            if not isinstance(element.tag, str) or etree.QName(element).localname != "Attachment":
+                continue
+            item = _attachment(reader, element, references, limits)
+            if item is not None:
+                if item.content_id in seen:
+                    reader.problem(
+                        element,
+                        f"ContentId cid:{item.content_id} appears twice",
+                        name="ContentId",
+                        reason="duplicate_content_id",
+                    )
+                seen.add(item.content_id)
+                result.append(item)
+    for cid, ref in references.items():
+        if cid not in seen:
+            reader.problem(
+                ref,
+                f"manifest Reference cid:{cid} has no Attachment payload",
+                name="ContentId",
+                reason="missing_attachment",
+            )
+    return tuple(result)
+
+
+def _local_text(element: _Element, name: str) -> str | None:
+    for child in element:
+        if isinstance(child.tag, str) and etree.QName(child).localname == name:
+            value = (child.text or "").strip()
+            return value or None
+    return None
+
+
+def _attachment(
+    reader: _Reader,
+    element: _Element,
+    references: dict[str, _Element],
+    limits: att.AttachmentLimits,
+) -> Attachment | None:
+    cid_text = _local_text(element, "ContentId")
+    if not cid_text:
+        reader.problem(
+            element, "Attachment has no ContentId", name="ContentId", reason="missing_field"
+        )
+        return None
+    cid = _strip_cid(cid_text)
+    ref = references.get(cid)
+    name = (
+        _local_text(element, "AttachmentName")
+        or (reader.text(ref, "AttachmentName") if ref is not None else None)
+        or f"cid-{cid}"
+    )
+    payload_text = None
+    for child in element:
+        if isinstance(child.tag, str) and etree.QName(child).localname == "ContentTransferEncoded":
+            payload_text = child.text or ""
+    if payload_text is None:
+        reader.problem(
+            element,
+            f"attachment {name!r} has no ContentTransferEncoded payload",
+            name="ContentTransferEncoded",
+            reason="missing_field",
+        )
+        return None
+    try:
+        data = att.decode_base64(payload_text, name=name, limits=limits)
+        wire_type = _local_text(element, "ContentType") or ""
+        manifest_type = (reader.text(ref, "ContentType") if ref is not None else None) or wire_type
+        content_type = manifest_type or att.guess_content_type(name)
+        if att.is_zip(data):
+            unzipped = att.unzip_single(data, name=name, limits=limits)
+            if unzipped is not None:
+                data = unzipped[1]
+                if content_type == att.ZIP_CONTENT_TYPE:
+                    content_type = att.guess_content_type(name)
+    except att.AttachmentError as exc:
+        reader.problem(element, exc.message, name="ContentTransferEncoded", reason=exc.reason)
+        return None
+    description = (reader.text(ref, "Description") if ref is not None else None) or _local_text(
+        element, "Description"
+    )
+    return Attachment(
+        content_id=cid, name=name, content_type=content_type, data=data, description=description
+    )
