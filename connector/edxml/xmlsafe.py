@@ -108,6 +108,12 @@ def parse_untrusted(data: bytes, limits: XmlLimits = DEFAULT_LIMITS) -> etree._E
     except etree.XMLSyntaxError as exc:
         error_line: int | None = exc.lineno if isinstance(exc.lineno, int) else None
         where = f"line {error_line}: " if error_line else ""
+        if "Excessive depth" in str(exc.msg):
+            raise UnsafeXmlError(
+                f"{where}nesting deeper than {limits.max_depth} levels",
+                reason="xml_too_deep",
+                line=error_line,
+            ) from None
         raise UnsafeXmlError(
             f"{where}not well-formed XML: {exc.msg}", reason="xml_malformed", line=error_line
         ) from None
