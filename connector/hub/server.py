@@ -1,0 +1,349 @@
+"""The hub emulator's HTTP side and its Python API (``HubEmulator``).
+
+A ``ThreadingHTTPServer`` (HTTP/1.1, keep-alive) that turns requests into calls of
+``VxpService`` and applies injected faults around them: latency and 5xx answers before
+anything is processed, connections dropped before processing (the request is lost) or
+after processing (the hub committed but the client never hears it). Requests are
+authenticated after the pre-processing faults, as behind a real overloaded front end.
+
+The paths are the VXP call names appended to any prefix, so the base URL can be used as
+``endpoint`` directly. This module must not contain routing rules (``service``) or SQL
+(``store``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from connector.hub.config import CALLS, HubConfig
+from connector.hub.faults import Action, FaultInjector
+from connector.hub.service import Answer, Refused, VxpService, fail
+from connector.hub.store import Delivery, HubStore, StoredPackage
+
+log = logging.getLogger(__name__)
+
+_MULTIPART_OVERHEAD = 64 * 1024
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request as the emulator saw it (for tests and the demo's summary)."""
+
+    call: str
+    systemid: str  # "" when the request was not authenticated
+    http_status: int  # 0 when the connection was dropped
+    error_code: str
+    fault: str  # "", "error", "drop_before", "drop_after", "latency"
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], emulator: HubEmulator) -> None:
+        self.emulator = emulator
+        self.open_sockets: set[socket.socket] = set()
+        self.sockets_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # answers are written in two parts: no 40 ms stalls
+    server_version = "edoc-connector-hub/0.1"
+    timeout = 60  # idle keep-alive connections are closed after this
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.sockets_lock:
+            self.server.open_sockets.add(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            with self.server.sockets_lock:
+                self.server.open_sockets.discard(self.connection)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("hub http: " + format, *args)
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/").endswith("/healthz"):
+            self._send(Answer(200, {"status": "OK"}))
+        else:
+            self._send(fail("404", "use POST with a VXP call name", 404))
+
+    def do_POST(self) -> None:
+        emulator = self.server.emulator
+        call = self.path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+        if call not in CALLS:
+            self._drain_or_close()
+            self._finish(call, "", fail("404", f"unknown call {call!r}", 404), "")
+            return
+        body = self._read_body(emulator.config.max_package_bytes + _MULTIPART_OVERHEAD)
+        if body is None:
+            return
+        decision = emulator.faults.decide(call)
+        if decision.delay_s > 0:
+            time.sleep(decision.delay_s)
+        if decision.action == "error":
+            self._finish(
+                call,
+                "",
+                fail(str(decision.status), "injected fault", decision.status),
+                "error",
+            )
+            return
+        if decision.action == "drop_before":
+            self._drop(call, "", "drop_before")
+            return
+        try:
+            account, params = emulator.service.authenticate(
+                self.headers.get, list(self.headers.keys())
+            )
+        except Refused as refused:
+            self._finish(call, "", refused.answer, "")
+            return
+        try:
+            files: dict[str, bytes] = {}
+            if call == "sendEdoc":
+                files = self._multipart(body, emulator.config.max_package_bytes)
+            answer = emulator.service.handle(call, account, params, files)
+        except Refused as refused:
+            answer = refused.answer
+        except Exception:
+            log.exception("hub: %s failed", call)
+            answer = fail("500", "internal error of the hub emulator", 500)
+        if decision.action == "drop_after":
+            self._drop(call, account.systemid, "drop_after")
+            return
+        self._finish(call, account.systemid, answer, "latency" if decision.delay_s else "")
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _read_body(self, limit: int) -> bytes | None:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            self.close_connection = True
+            self._send(fail("1000", "chunked bodies are not supported; send Content-Length", 411))
+            return None
+        try:
+            length = int(self.headers.get("Content-Length") or "0")
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.close_connection = True
+            self._send(fail("1000", "bad Content-Length", 400))
+            return None
+        if length > limit:
+            self.close_connection = True
+            self._send(fail("413", f"request larger than {limit} bytes", 413))
+            return None
+        return self.rfile.read(length)
+
+    def _drain_or_close(self) -> None:
+        try:
+            length = int(self.headers.get("Content-Length") or "0")
+        except ValueError:
+            length = -1
+        if 0 <= length <= 1024 * 1024:
+            self.rfile.read(length)
+        else:
+            self.close_connection = True
+
+    def _multipart(self, body: bytes, limit: int) -> dict[str, bytes]:
+        content_type = self.headers.get("Content-Type") or ""
+        boundary = ""
+        for part in content_type.split(";")[1:]:
+            key, _, value = part.strip().partition("=")
+            if key.lower() == "boundary":
+                boundary = value.strip('"')
+        if not content_type.lower().startswith("multipart/form-data") or not boundary:
+            raise Refused(fail("1000", "sendEdoc needs a multipart/form-data body", 400))
+        files = parse_multipart(body, boundary.encode("latin-1"))
+        data = files.get("file_doc")
+        if data is not None and len(data) > limit:
+            raise Refused(fail("413", f"file_doc larger than {limit} bytes", 413))
+        return files
+
+    def _drop(self, call: str, systemid: str, fault: str) -> None:
+        """Close the connection without an answer (RST, as a crashed proxy would)."""
+        self.server.emulator.record(RequestRecord(call, systemid, 0, "", fault))
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+            )
+
+    def _finish(self, call: str, systemid: str, answer: Answer, fault: str) -> None:
+        code = str(answer.body.get("ErrorCode", ""))
+        self.server.emulator.record(RequestRecord(call, systemid, answer.http_status, code, fault))
+        self._send(answer)
+
+    def _send(self, answer: Answer) -> None:
+        payload = json.dumps(answer.body, ensure_ascii=False).encode("utf-8")
+        self.send_response(answer.http_status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in answer.headers.items():
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+def parse_multipart(body: bytes, boundary: bytes) -> dict[str, bytes]:
+    """The named parts of a multipart/form-data body (last one wins for repeated names)."""
+    parts: dict[str, bytes] = {}
+    delimiter = b"--" + boundary
+    for chunk in body.split(delimiter)[1:]:
+        if chunk.startswith(b"--"):
+            break
+        head, separator, content = chunk.partition(b"\r\n\r\n")
+        if not separator:
+            continue
+        if content.endswith(b"\r\n"):
+            content = content[:-2]
+        name = None
+        for line in head.decode("latin-1").split("\r\n"):
+            if line.lower().startswith("content-disposition:"):
+                for item in line.split(";")[1:]:
+                    key, _, value = item.strip().partition("=")
+                    if key.lower() == "name":
+                        name = value.strip('"')
+        if name:
+            parts[name] = content
+    return parts
+
+
+class HubEmulator:
+    """An in-process hub: ``start()`` serves in a background thread and returns the base URL.
+
+    Tests change faults at runtime (``set_faults``, ``inject``) and look inside
+    (``inbox``, ``deliveries``, ``packages``, ``requests``). ``stop()`` closes every
+    connection; a new emulator on the same ``db`` continues where this one stopped.
+    """
+
+    def __init__(self, config: HubConfig) -> None:
+        self.config = config
+        self.faults = FaultInjector(config.faults)
+        self.store = HubStore(config.db)
+        self.service = VxpService(config, self.store, self.faults)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._requests: deque[RequestRecord] = deque(maxlen=10_000)
+        self._requests_lock = threading.Lock()
+
+    def start(self) -> str:
+        if self._server is not None:
+            return self.url
+        self._server = _Server((self.config.host, self.config.port), self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="hub-emulator",
+            daemon=True,
+        )
+        self._thread.start()
+        log.info("hub emulator listening on %s", self.url)
+        return self.url
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the hub emulator is not started")
+        address = self._server.server_address
+        host = address[0].decode() if isinstance(address[0], bytes) else str(address[0])
+        port = address[1]
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{port}"
+
+    def serve_forever(self) -> None:
+        """Serve in the calling thread until ``stop()`` (used by the CLI)."""
+        if self._server is None:
+            self._server = _Server((self.config.host, self.config.port), self)
+        self._server.serve_forever(poll_interval=0.2)
+
+    def stop(self) -> None:
+        server = self._server
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+            with server.sockets_lock:
+                for connection in list(server.open_sockets):
+                    with contextlib.suppress(OSError):
+                        connection.shutdown(socket.SHUT_RDWR)
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        self.store.close()
+
+    def __enter__(self) -> HubEmulator:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- faults ---------------------------------------------------------------------------
+
+    def set_faults(self, **changes: Any) -> None:
+        """Change random fault settings now, e.g. ``set_faults(error_rate=0.2)``."""
+        self.faults.update(**changes)
+
+    def inject(
+        self,
+        action: Action | None,
+        *,
+        call: str | None = None,
+        times: int = 1,
+        status: int = 503,
+        delay_s: float = 0.0,
+    ) -> None:
+        """Script the next ``times`` requests (of ``call``, or any): error/drop/delay only."""
+        if call is not None and call not in CALLS:
+            raise ValueError(f"unknown call {call!r}; one of {', '.join(CALLS)}")
+        self.faults.script(action, call=call, times=times, status=status, delay_s=delay_s)
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+
+    # -- introspection --------------------------------------------------------------------
+
+    def inbox(self, organ_id: str, message_type: str | None = None) -> list[Delivery]:
+        """Deliveries waiting for ``organ_id`` (not yet acknowledged), as it would list them."""
+        return self.store.inbox(organ_id, message_type)
+
+    def deliveries(
+        self, *, recipient: str | None = None, sender: str | None = None
+    ) -> list[Delivery]:
+        """Every delivery in every state (pending, done, fail)."""
+        return self.store.deliveries(recipient=recipient, sender=sender)
+
+    def packages(self) -> list[StoredPackage]:
+        """Every package the hub accepted, with its bytes, oldest first."""
+        return self.store.packages()
+
+    def redeliver(self, delivery_id: str) -> str:
+        """Deliver the same package to the same recipient again, under a new DocId."""
+        return self.store.redeliver(delivery_id)
+
+    def requests(self, call: str | None = None) -> list[RequestRecord]:
+        with self._requests_lock:
+            return [r for r in self._requests if call is None or r.call == call]
+
+    def record(self, entry: RequestRecord) -> None:
+        with self._requests_lock:
+            self._requests.append(entry)
