@@ -262,8 +262,10 @@ def verify_package(
             "package content was changed after signing (reference digest mismatch): "
             f"{exc}", reason="signature_invalid") from exc
     except (SignXMLException, ValueError, etree.DocumentInvalid) as exc:
-        raise PermanentError(f"XML signature is not valid: {exc}",
-                             reason="signature_invalid") from exc
+        detail = str(exc).rstrip(": ") or type(exc).__name__
+        raise PermanentError(
+            f"XML signature is not valid ({detail}): SignatureValue or SignedInfo was altered "
+            "or made with another key", reason="signature_invalid") from exc
     assert not isinstance(result, list)  # expect_references=1
 
     if ALLOWED_DIGESTS[digest_method](result.signed_data).digest() != digest_value:
@@ -311,9 +313,10 @@ def _locate_header(root: etree._Element) -> etree._Element:
     envelopes = root.findall(_qcvn("edXMLEnvelope"))
     headers = envelopes[0].findall(_qcvn("edXMLHeader")) if len(envelopes) == 1 else []
     if len(envelopes) != 1 or len(headers) != 1:
+        found = (f"{len(headers)} edXMLHeader elements" if len(envelopes) == 1
+                 else f"{len(envelopes)} edXMLEnvelope elements")
         raise PermanentError(
-            f"package must have exactly one edXMLEnvelope with one edXMLHeader (found "
-            f"{len(envelopes)} envelope(s), {len(headers)} header(s))",
+            f"package must have exactly one edXMLEnvelope with one edXMLHeader; found {found}",
             reason="signature_wrapping")
     header: etree._Element = headers[0]
     return header
@@ -328,7 +331,7 @@ def _check_shape(root: etree._Element, header: etree._Element,
     signature = signatures[0]
     if signature.getparent() is not header:
         raise PermanentError(
-            f"XML-DSig is at {root.getroottree().getpath(signature)} (line "
+            f"XML-DSig is at {_path(signature)} (line "
             f"{signature.sourceline}), not in /edXML/edXMLEnvelope/edXMLHeader",
             reason="signature_wrapping")
     children = [c for c in signature if isinstance(c.tag, str)]
@@ -347,6 +350,12 @@ def _check_shape(root: etree._Element, header: etree._Element,
         raise PermanentError(f"duplicated Id values {duplicated} in the package",
                              reason="signature_wrapping")
     return signature
+
+
+def _path(element: etree._Element) -> str:
+    names = [etree.QName(e).localname for e in (*reversed(list(element.iterancestors())),
+                                                 element)]
+    return "/" + "/".join(names)
 
 
 def _check_signed_info(signature: etree._Element) -> tuple[str, str, bytes]:
