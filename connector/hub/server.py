@@ -239,7 +239,11 @@ class HubEmulator:
         self.config = config
         self.faults = FaultInjector(config.faults)
         self.store = HubStore(config.db)
-        self.service = VxpService(config, self.store, self.faults)
+        try:
+            self.service = VxpService(config, self.store, self.faults)
+        except BaseException:
+            self.store.close()
+            raise
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._requests: deque[RequestRecord] = deque(maxlen=10_000)
