@@ -295,6 +295,23 @@ def load_identity(
     return identity
 
 
+@dataclass(frozen=True)
+class KeySource:
+    """Where an identity comes from: picklable, so worker processes can load it (once each)."""
+
+    key: Path
+    cert: Path | None = None
+    chain: tuple[Path, ...] = ()
+    password_env: str | None = None
+    password_file: Path | None = None
+
+    def load(self) -> SigningIdentity:
+        return load_identity(
+            self.key, self.cert, self.chain,
+            password_env=self.password_env, password_file=self.password_file,
+        )
+
+
 def clear_cache() -> None:
     """Forget every loaded identity (tests, and an operator-triggered reload)."""
     with _cache_lock:

@@ -256,6 +256,17 @@ class TrustStore:
         self._bundle: Path | None = None
         self._lock = threading.Lock()
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Picklable for worker processes: certificates travel as DER, the bundle is re-made.
+        ders = [c.public_bytes(serialization.Encoding.DER) for c in (*self.anchors, *self.helpers)]
+        options = {
+            "revocation_mode": self.revocation_mode,
+            "fetch_revocation": self.fetch_revocation,
+            "fetch_timeout": self.fetch_timeout,
+            "source": self.source,
+        }
+        return (_rebuild_store, (ders, list(self.crls), options))
+
     @classmethod
     def from_dirs(
         cls,
@@ -349,6 +360,10 @@ class TrustStore:
                 ))
                 self._bundle = bundle
             return self._bundle
+
+
+def _rebuild_store(ders: list[bytes], crls: list[bytes], options: dict[str, Any]) -> TrustStore:
+    return TrustStore([x509.load_der_x509_certificate(d) for d in ders], crls, **options)
 
 
 def translate_validation_error(exc: BaseException, subject: str) -> PermanentError:
