@@ -1,0 +1,249 @@
+"""Inbound: packages addressed to this agency, from the hub's inbox to the local side.
+
+For each listed package: fetch → store raw (RECEIVED; a package seen before is recognised
+by sender + DocumentId + kind + content hash) → verify the XML signature and use only the
+verified bytes → validate → decrypt the attachments → verify the PDF signatures (worker
+pool) → VERIFIED → map back and hand to the local side durably (DELIVERED) → acknowledge
+``done`` to the hub (ACKNOWLEDGED) → queue status 01 to the sender (NOTIFIED). A package
+that fails authenticity or integrity is REJECTED: acknowledged ``fail`` and answered with
+status 02 carrying the reason (NĐ 30/2020 Điều 21.2.b). Each step is resumable from the
+stored state, so a crash anywhere loses nothing and delivers nothing twice.
+
+Status packages go through the same checks and then update the tracking of the document
+and recipient they report on (``statuses``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import threading
+
+from connector.daemon import statuses
+from connector.daemon.events import emit, error_fields, timed
+from connector.daemon.lifecycle import sleep_until
+from connector.daemon.ports import Services
+from connector.daemon.retry import DependencyBackoff
+from connector.edxml import check_package, peek
+from connector.edxml.model import EdocPackage, Package, StatusCode, StatusPackage
+from connector.edxml.problems import EdxmlError
+from connector.edxml.summary import PackageSummary
+from connector.errors import ConnectorError, PermanentError, UnavailableError
+from connector.interconnect.base import MESSAGE_TYPES, PendingItem
+from connector.local.base import DeliveryKind
+from connector.store.api import ErrorInfo, NewInbound, PackageFacts, TrackedPackage
+from connector.store.states import Direction, InboundState, PackageKind
+
+log = logging.getLogger("connector.inbound")
+_S = InboundState
+
+
+def _summary(raw: bytes, item: PendingItem) -> PackageSummary:
+    try:
+        return peek(raw)
+    except (EdxmlError, PermanentError):
+        return PackageSummary(item.message_type, item.sender, (item.recipient,), "")
+
+
+def verify(services: Services, raw: bytes) -> tuple[Package, list[str]]:
+    """Authenticity and integrity checks; returns the model built from verified bytes only."""
+    with timed(services, "xml_verify"):
+        verified = services.verifier.verify(raw)
+    notes = list(verified.notes)
+    with timed(services, "validate"):
+        result = check_package(verified.data)
+    if not result.ok or result.package is None:
+        raise EdxmlError(result.problems, reason="schema")
+    notes.extend(result.notes)
+    package = result.package
+    if isinstance(package, EdocPackage):
+        with timed(services, "decrypt"):
+            attachments = services.crypto.decrypt(package.attachments)
+        with timed(services, "pdf_verify"):
+            notes.extend(services.pool.submit(services.pdf.verify_inbound, attachments).result())
+        package = dataclasses.replace(package, attachments=attachments)
+    return package, notes
+
+
+def receive(services: Services, item: PendingItem) -> None:
+    """Carry one listed package as far as it can go now."""
+    known = services.store.find_inbound_by_hub_id(item.doc_id)
+    if known is not None:
+        advance(services, known, None)
+        return
+    raw = services.hub.fetch(item.doc_id)
+    summary = _summary(raw, item)
+    kind = PackageKind.STATUS if summary.kind == "status" else PackageKind.EDOC
+    facts = PackageFacts(
+        document_id=summary.document_id,
+        sender=summary.from_organ_id or item.sender,
+        recipients=summary.to_organ_ids,
+        priority=summary.priority,
+        status_code=summary.status_code,
+    )
+    added = services.store.add_inbound(
+        NewInbound(
+            hub_id=item.doc_id,
+            kind=kind,
+            raw=raw,
+            facts=facts,
+            content_hash=hashlib.sha256(raw).hexdigest(),
+            detail=f"listed by the hub as {item.doc_id}",
+        )
+    )
+    services.fault("after_store_received")
+    if not added.is_new_work:
+        # The same package listed again (a duplicate delivery): never hand it over twice.
+        log.info(
+            "hub id %s repeats inbound package #%d: acknowledged, not delivered again",
+            item.doc_id,
+            added.package.id,
+        )
+        services.hub.acknowledge(item.doc_id, True)
+        services.store.add_event(added.package.id, "duplicate_acknowledged", item.doc_id)
+        return
+    services.metrics.document("inbound", "received")
+    advance(services, added.package, raw)
+
+
+def advance(services: Services, package: TrackedPackage, raw: bytes | None) -> None:
+    """Drive one inbound package through its remaining states (resumable at each one)."""
+    if raw is None:
+        raw = services.store.raw(package.id)
+        if raw is None:
+            return
+    state = package.inbound_state
+    model: Package | None = None
+    if state in (_S.RECEIVED, _S.VERIFIED):
+        try:
+            model, notes = verify(services, raw)
+        except PermanentError as exc:
+            _reject(services, package, raw, exc)
+            return
+        if state is _S.RECEIVED:
+            package = services.store.transition(
+                package.id, _S.VERIFIED, event="verified", detail="; ".join(notes)[:2000]
+            )
+        state = _S.VERIFIED
+    if state is _S.VERIFIED:
+        assert model is not None
+        _deliver(services, package, model)
+        services.fault("after_deliver")
+        package = services.store.transition(package.id, _S.DELIVERED, event="delivered")
+        state = _S.DELIVERED
+    if state is _S.DELIVERED:
+        services.hub.acknowledge(package.hub_id or "", True)
+        services.fault("after_ack")
+        package = services.store.transition(
+            package.id, _S.ACKNOWLEDGED, event="acknowledged", detail="hub told done"
+        )
+        state = _S.ACKNOWLEDGED
+    if state is _S.ACKNOWLEDGED and package.kind is PackageKind.EDOC:
+        if model is None:
+            model = statuses.parse_stored(services, package)
+        if isinstance(model, EdocPackage):
+            statuses.queue_reply(
+                services,
+                model,
+                package,
+                StatusCode.ARRIVED,
+                "Đã đến - văn bản đã được hệ thống tiếp nhận tự động",
+            )
+        services.store.transition(package.id, _S.NOTIFIED, event="notified", detail="status 01")
+    elif state is _S.REJECTED:
+        _finish_rejection(services, package, raw, None)
+
+
+def _deliver(services: Services, package: TrackedPackage, model: Package) -> None:
+    delivery_id = f"in-{package.id}"
+    with timed(services, "deliver"):
+        if isinstance(model, StatusPackage):
+            statuses.apply_incoming(services, model)
+            delivery = services.mapper.status_to_delivery(model, delivery_id)
+        else:
+            delivery = services.mapper.package_to_delivery(model, delivery_id)
+        services.sink.deliver(delivery)
+    if delivery.kind is DeliveryKind.DOCUMENT:
+        services.metrics.document("inbound", "delivered")
+        emit(services, "inbound.delivered", package)
+    else:
+        assert isinstance(model, StatusPackage)
+        services.metrics.status("received", model.status_code.value)
+        emit(
+            services,
+            f"status.{model.status_code.value}",
+            package,
+            from_organ_id=model.from_.organ_id,
+            description=model.description,
+        )
+
+
+def _reject(services: Services, package: TrackedPackage, raw: bytes, exc: PermanentError) -> None:
+    log.warning("inbound package #%d rejected (%s): %s", package.id, exc.reason, exc.message)
+    rejected = services.store.transition(
+        package.id, _S.REJECTED, event="rejected", error=ErrorInfo.of(exc)
+    )
+    services.metrics.document("inbound", "rejected")
+    emit(services, "inbound.rejected", rejected, **error_fields(exc))
+    _finish_rejection(services, rejected, raw, exc)
+
+
+def _finish_rejection(
+    services: Services, package: TrackedPackage, raw: bytes, exc: PermanentError | None
+) -> None:
+    services.hub.acknowledge(package.hub_id or "", False)
+    reason = exc.message if exc else (package.last_error.message if package.last_error else "")
+    if package.kind is PackageKind.EDOC:
+        statuses.queue_rejection(services, package, raw, reason)
+    services.store.transition(
+        package.id, _S.REJECTION_NOTIFIED, event="rejection_notified", detail=reason[:500]
+    )
+
+
+def poll_once(services: Services) -> int:
+    handled = 0
+    for message_type in MESSAGE_TYPES:
+        for item in services.hub.pending(message_type):
+            try:
+                receive(services, item)
+            except UnavailableError:
+                raise
+            except ConnectorError as exc:
+                log.warning(
+                    "inbound %s %s not finished this round (%s): %s",
+                    message_type,
+                    item.doc_id,
+                    exc.kind,
+                    exc.message,
+                )
+            handled += 1
+    return handled
+
+
+def resume(services: Services) -> None:
+    """After a restart: carry on every package left mid-way."""
+    for package in services.store.to_resume(Direction.INBOUND, limit=1000):
+        try:
+            advance(services, package, None)
+        except ConnectorError as exc:
+            log.warning("inbound package #%d not resumed yet: %s", package.id, exc.message)
+
+
+def inbound_loop(services: Services, stop: threading.Event) -> None:
+    """Worker: poll the hub inbox until stopped."""
+    backoff = DependencyBackoff(services.retry)
+    resume(services)
+    while not stop.is_set():
+        try:
+            poll_once(services)
+            backoff.succeeded()
+            services.metrics.component("hub", True)
+            wait = services.timing.poll_interval
+        except ConnectorError as exc:
+            wait = min(backoff.failed(), 60.0)
+            services.metrics.component("hub", False)
+            log.warning(
+                "hub inbox not reachable (%s), next try in %.1fs: %s", exc.kind, wait, exc.message
+            )
+        sleep_until(stop, wait)

@@ -1,0 +1,194 @@
+"""Outbound intake: local records and workflow commands become signed packages in the store.
+
+The stages run in a fixed order, each a plain call: classification gate and mapping →
+attachments resolved (by the mapping) → PDF policy and organisation seal (worker pool) →
+encryption per destination → build → validate against our XSD → XML signature → store
+READY. Only then is the local record acknowledged. A refused record is stored REFUSED and
+dead-lettered on the local side with its reason; a record whose key is already known is
+acknowledged without being prepared again, so a package, once signed, never changes.
+
+This module prepares packages; it must not talk to the hub (that is ``sender``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import threading
+
+from connector.daemon.events import emit, error_fields, timed
+from connector.daemon.lifecycle import sleep_until
+from connector.daemon.ports import Services
+from connector.edxml import build_package, validate_package
+from connector.edxml.model import EdocPackage, Package, StatusPackage, TraceHeader
+from connector.edxml.problems import EdxmlError
+from connector.errors import ConnectorError, PermanentError, UnavailableError
+from connector.local.base import IntakeItem, LocalRecord, RecordKind
+from connector.store.api import AddOutcome, ErrorInfo, NewOutbound, PackageFacts
+from connector.store.states import OutboundState, PackageKind
+from connector.timeutil import VN_TZ, now_vn
+
+log = logging.getLogger("connector.outbound")
+
+
+def facts_of(package: Package, holidays: frozenset[dt.date] = frozenset()) -> PackageFacts:
+    if isinstance(package, StatusPackage):
+        response = package.response_for
+        # A recall request (13) goes to the document's recipients; every other status goes
+        # back to the document's sender.
+        return PackageFacts(
+            document_id=response.document_id or "",
+            sender=package.from_.organ_id,
+            recipients=(response.organ_id,) if response.organ_id else (),
+            code=response.code,
+            status_code=package.status_code.value,
+        )
+    return PackageFacts(
+        document_id=package.document_id,
+        sender=package.from_.organ_id,
+        recipients=tuple(t.organ_id for t in package.to),
+        priority=package.priority,
+        code=str(package.code),
+        deadline_at=send_deadline(package.promulgation_info.promulgation_date, holidays),
+    )
+
+
+def seal_and_sign(services: Services, package: Package) -> bytes:
+    """The packaging stages after mapping, for documents and statuses alike."""
+    if isinstance(package, EdocPackage):
+        with timed(services, "pdf_seal"):
+            sealed = services.pool.submit(services.pdf.seal_outbound, package.attachments).result()
+        with timed(services, "encrypt"):
+            encrypted = services.crypto.encrypt_for(sealed, [t.organ_id for t in package.to])
+        trace = TraceHeader(services.agency.organ_id, now_vn())
+        package = dataclasses.replace(
+            package, attachments=encrypted, trace_headers=(*package.trace_headers, trace)
+        )
+    with timed(services, "build"):
+        raw = build_package(package, zip_attachments=services.zip_attachments)
+        problems = validate_package(raw)
+    if problems:
+        raise EdxmlError(problems, reason="schema")
+    with timed(services, "xml_sign"):
+        return services.signer.sign(raw)
+
+
+def prepare(services: Services, record: LocalRecord) -> tuple[bytes, PackageFacts, PackageKind]:
+    with timed(services, "map"):
+        if record.kind is RecordKind.COMMAND:
+            package: Package = services.mapper.command_to_status(record)
+        else:
+            package = services.mapper.record_to_package(record)
+    raw = seal_and_sign(services, package)
+    kind = PackageKind.STATUS if isinstance(package, StatusPackage) else PackageKind.EDOC
+    return raw, facts_of(package, services.holidays), kind
+
+
+def handle(services: Services, item: IntakeItem) -> None:
+    """Take one local record through the outbound stages and settle it on the local side."""
+    record = item.record
+    kind = PackageKind.STATUS if record.kind is RecordKind.COMMAND else PackageKind.EDOC
+    added = services.store.add_outbound(
+        NewOutbound(
+            local_id=record.record_id,
+            kind=kind,
+            record=record,
+            detail=f"from {record.source}" if record.source else "",
+        )
+    )
+    package = added.package
+    if added.outcome is AddOutcome.EXISTING and package.state is not OutboundState.ACCEPTED:
+        # Already prepared (a redelivery after a crash, or a duplicate publish): the package
+        # keeps the bytes it was signed with.
+        log.info(
+            "record %s is already known as package #%d (%s): acknowledged again",
+            record.record_id,
+            package.id,
+            package.state.value,
+        )
+        item.ack()
+        return
+    try:
+        raw, facts, _ = prepare(services, record)
+    except PermanentError as exc:
+        refused = services.store.mark_refused(package.id, ErrorInfo.of(exc))
+        services.metrics.refused(exc.reason)
+        services.metrics.document("outbound", "refused")
+        log.warning(
+            "record %s refused (%s at %s): %s", record.record_id, exc.reason, exc.stage, exc.message
+        )
+        item.dead_letter(exc)
+        emit(services, "outbound.refused", refused, **error_fields(exc))
+        return
+    except ConnectorError as exc:
+        # Transient or a dependency down: leave the record where it is, it comes again.
+        log.warning(
+            "record %s not prepared this time (%s): %s", record.record_id, exc.kind, exc.message
+        )
+        item.release()
+        raise
+    services.fault("before_store_ready")
+    ready = services.store.mark_ready(package.id, raw, facts)
+    services.fault("after_store_ready")
+    item.ack()
+    emit(
+        services,
+        "outbound.ready",
+        ready,
+        recipients=list(facts.recipients),
+        priority=facts.priority,
+    )
+
+
+def intake_loop(services: Services, stop: threading.Event) -> None:
+    """Worker: take records from the local side until stopped."""
+    while not stop.is_set():
+        try:
+            items = services.intake.fetch(services.timing.batch, services.timing.intake_timeout)
+            services.metrics.component("local", True)
+        except UnavailableError as exc:
+            services.metrics.component("local", False)
+            log.warning("local side unavailable: %s", exc.message)
+            sleep_until(stop, services.timing.poll_interval)
+            continue
+        for item in items:
+            if stop.is_set():
+                item.release()
+                continue
+            try:
+                handle(services, item)
+            except UnavailableError as exc:
+                log.warning("dependency down while preparing: %s", exc.message)
+                sleep_until(stop, services.timing.poll_interval)
+            except ConnectorError:
+                pass  # released above; it will be retried
+            except Exception:
+                log.exception("unexpected error preparing record %s", item.record.record_id)
+                item.release()
+                sleep_until(stop, services.timing.poll_interval)
+
+
+def resume_accepted(services: Services) -> int:
+    """Prepare packages left ACCEPTED by a crash whose local record was already settled."""
+    resumed = 0
+    for package in services.store.find(states=(OutboundState.ACCEPTED,), limit=1000):
+        record = services.store.record(package.id)
+        if record is None:
+            continue
+        try:
+            raw, facts, _ = prepare(services, record)
+        except PermanentError as exc:
+            services.store.mark_refused(package.id, ErrorInfo.of(exc))
+            continue
+        services.store.mark_ready(package.id, raw, facts)
+        resumed += 1
+    return resumed
+
+
+def send_deadline(signed_on: dt.date, holidays: frozenset[dt.date]) -> float:
+    """R6: send the day it is signed, at the latest the next working morning (12:00 VN)."""
+    day = signed_on + dt.timedelta(days=1)
+    while day.weekday() >= 5 or day in holidays:
+        day += dt.timedelta(days=1)
+    return dt.datetime.combine(day, dt.time(12, 0), tzinfo=VN_TZ).timestamp()

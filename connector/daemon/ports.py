@@ -1,0 +1,150 @@
+"""What the pipelines need from the other parts, as small protocols, and their bundle.
+
+The pipelines (``outbound``, ``sender``, ``inbound``, ``statuses``) are written against these
+ports only; ``wiring`` builds the real implementations (mappings, PDF seals, XML signature,
+CMS encryption, store, hub client, local adapter, metrics) from the configuration. Tests
+may pass simpler objects. This module defines types; it must not do I/O.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from connector.daemon.retry import RetryPolicy
+from connector.edxml.model import Attachment, EdocPackage, Organization, StatusPackage
+from connector.interconnect.base import HubTransport
+from connector.local.base import Intake, LocalDelivery, LocalRecord, Sink
+from connector.store.api import TrackingStore
+
+
+class Mapper(Protocol):
+    """Local records <-> edXML model (the YAML mappings)."""
+
+    def record_to_package(self, record: LocalRecord) -> EdocPackage:
+        """Classification gate first, then the mapping; PermanentError if refused."""
+
+    def command_to_status(self, record: LocalRecord) -> StatusPackage:
+        """A local workflow command (accepted, assigned, recall...) as a status package."""
+
+    def package_to_delivery(self, package: EdocPackage, delivery_id: str) -> LocalDelivery:
+        """A received document in the local format."""
+
+    def status_to_delivery(self, package: StatusPackage, delivery_id: str) -> LocalDelivery:
+        """A received status notice in the local format."""
+
+
+class PdfStage(Protocol):
+    """PDF policy and seals (R3, R4). CPU-heavy: called in the worker pool."""
+
+    def seal_outbound(self, attachments: Sequence[Attachment]) -> tuple[Attachment, ...]:
+        """Check the main document's personal signature, seal every PDF."""
+
+    def verify_inbound(self, attachments: Sequence[Attachment]) -> list[str]:
+        """Verify every PDF signature per policy; return notes; PermanentError if refused."""
+
+
+class PayloadCrypto(Protocol):
+    """Attachment encryption for recipients whose certificate is known (R5)."""
+
+    def encrypt_for(
+        self, attachments: Sequence[Attachment], recipients: Sequence[str]
+    ) -> tuple[Attachment, ...]: ...
+
+    def decrypt(self, attachments: Sequence[Attachment]) -> tuple[Attachment, ...]: ...
+
+
+class PackageSigning(Protocol):
+    def sign(self, package_bytes: bytes) -> bytes: ...
+
+
+class VerifiedBytes(Protocol):
+    @property
+    def data(self) -> bytes: ...
+
+    @property
+    def notes(self) -> Sequence[str]: ...
+
+
+class PackageVerification(Protocol):
+    def verify(self, package_bytes: bytes) -> VerifiedBytes:
+        """Verify the XML signature (or the legacy-placeholder policy); only these bytes go on."""
+
+
+class Metrics(Protocol):
+    """Counters the pipelines feed; every method is cheap and never raises."""
+
+    def document(self, direction: str, outcome: str) -> None: ...
+
+    def stage_seconds(self, stage: str, seconds: float) -> None: ...
+
+    def send_attempt(self, result: str) -> None: ...
+
+    def status(self, direction: str, code: str) -> None: ...
+
+    def refused(self, reason: str) -> None: ...
+
+    def component(self, name: str, up: bool) -> None: ...
+
+
+class NullMetrics:
+    def document(self, direction: str, outcome: str) -> None:
+        pass
+
+    def stage_seconds(self, stage: str, seconds: float) -> None:
+        pass
+
+    def send_attempt(self, result: str) -> None:
+        pass
+
+    def status(self, direction: str, code: str) -> None:
+        pass
+
+    def refused(self, reason: str) -> None:
+        pass
+
+    def component(self, name: str, up: bool) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Timing:
+    poll_interval: float = 2.0  # hub inbox polling
+    intake_timeout: float = 1.0  # wait for local records
+    sender_idle: float = 0.5  # sleep when nothing is due
+    lease_seconds: float = 120.0
+    batch: int = 10
+
+
+@dataclass
+class Services:
+    """Everything the pipelines use, built once at start."""
+
+    agency: Organization
+    store: TrackingStore
+    hub: HubTransport
+    intake: Intake
+    sink: Sink
+    mapper: Mapper
+    pdf: PdfStage
+    crypto: PayloadCrypto
+    signer: PackageSigning
+    verifier: PackageVerification
+    pool: Executor
+    metrics: Metrics = field(default_factory=NullMetrics)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timing: Timing = field(default_factory=Timing)
+    zip_attachments: bool = True
+    holidays: frozenset[dt.date] = frozenset()
+    worker_id: str = "connector"
+    clock: Callable[[], float] | None = None
+    # Test hook: called with a point name ("after_store_ready", "after_deliver", ...);
+    # it may raise or kill the process to test crash safety. None in production.
+    fault_hook: Callable[[str], None] | None = None
+
+    def fault(self, point: str) -> None:
+        if self.fault_hook is not None:
+            self.fault_hook(point)

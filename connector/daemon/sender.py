@@ -1,0 +1,125 @@
+"""The sender: delivers READY packages to the hub, urgent first, with bounded retries.
+
+Each round claims a few due packages under a lease (urgent first: priority 3, 2, 1, then 0,
+then age — the store's order), sends the stored bytes unchanged, and settles each by the
+typed error it raised: sent → SENT with the hub's id; permanent → FAILED with the reason;
+transient → retried later with jittered back-off, the attempt counted; hub unavailable or
+misconfigured → the package waits without losing an attempt, and the round stops until
+the hub comes back. Claims are small so an urgent package never waits behind a backlog.
+
+It sends; it must not build or change packages.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from connector.daemon.events import emit, error_fields
+from connector.daemon.lifecycle import sleep_until
+from connector.daemon.ports import Services
+from connector.daemon.retry import DependencyBackoff, Fate, decide
+from connector.errors import ConfigurationError, ConnectorError, PermanentError
+from connector.store.api import ErrorInfo, TrackedPackage
+
+log = logging.getLogger("connector.sender")
+
+
+def _now(services: Services) -> float:
+    return services.clock() if services.clock else time.time()
+
+
+def send_one(services: Services, package: TrackedPackage, hub_backoff: DependencyBackoff) -> bool:
+    """Send one claimed package; False when the hub is down (stop this round)."""
+    raw = services.store.raw(package.id)
+    if raw is None:
+        error = PermanentError(f"package #{package.id} has no stored bytes", reason="no_payload")
+        failed = services.store.mark_failed(package.id, ErrorInfo.of(error))
+        emit(services, "outbound.failed", failed, **error_fields(error))
+        return True
+    recipients = [r.organ_id for r in services.store.recipients(package.id)]
+    started = time.perf_counter()
+    try:
+        services.fault("before_send")
+        hub_id = services.hub.send(
+            raw,
+            message_type=package.kind.value,
+            sender=package.sender,
+            to=recipients,
+        )
+    except ConnectorError as exc:
+        services.metrics.stage_seconds("send", time.perf_counter() - started)
+        return _settle_failure(services, package, exc, hub_backoff)
+    services.metrics.stage_seconds("send", time.perf_counter() - started)
+    hub_backoff.succeeded()
+    services.metrics.component("hub", True)
+    services.metrics.send_attempt("sent")
+    services.fault("after_send")
+    sent = services.store.mark_sent(package.id, hub_id)
+    if package.kind.value == "status" and package.status_code:
+        services.metrics.status("sent", package.status_code)
+    else:
+        services.metrics.document("outbound", "sent")
+    emit(services, "outbound.sent", sent, recipients=recipients, attempts=package.attempts + 1)
+    log.info("package #%d sent as hub id %s", package.id, hub_id)
+    return True
+
+
+def _settle_failure(
+    services: Services, package: TrackedPackage, exc: ConnectorError, hub_backoff: DependencyBackoff
+) -> bool:
+    decision = decide(exc, package.attempts, services.retry)
+    error = decision.error or exc
+    info = ErrorInfo.of(error)
+    if decision.fate is Fate.WAIT:
+        delay = hub_backoff.failed()
+        services.metrics.component("hub", False)
+        services.metrics.send_attempt("unavailable")
+        if isinstance(exc, ConfigurationError):
+            log.error("hub refused our configuration (not a message failure): %s", exc.message)
+        else:
+            log.warning("hub unavailable, waiting %.1fs: %s", delay, exc.message)
+        services.store.schedule_retry(package.id, info, _now(services) + delay, count_attempt=False)
+        return False
+    if decision.fate is Fate.RETRY:
+        services.metrics.send_attempt("retry")
+        retried = services.store.schedule_retry(package.id, info, _now(services) + decision.delay)
+        emit(
+            services,
+            "outbound.retry",
+            retried,
+            next_attempt_in=round(decision.delay, 1),
+            **error_fields(error),
+        )
+        return True
+    services.metrics.send_attempt("failed")
+    services.metrics.document("outbound", "failed")
+    failed = services.store.mark_failed(package.id, info)
+    log.warning("package #%d FAILED: %s", package.id, error.message)
+    emit(services, "outbound.failed", failed, **error_fields(error))
+    return True
+
+
+def send_round(services: Services, hub_backoff: DependencyBackoff) -> int:
+    """Claim and send due packages once; return how many were claimed."""
+    claimed = services.store.claim(
+        services.worker_id, limit=services.timing.batch, lease_seconds=services.timing.lease_seconds
+    )
+    for index, package in enumerate(claimed):
+        if not send_one(services, package, hub_backoff):
+            for rest in claimed[index + 1 :]:
+                services.store.release(rest.id, services.worker_id)
+            break
+    return len(claimed)
+
+
+def sender_loop(services: Services, stop: threading.Event) -> None:
+    """Worker: send due packages until stopped."""
+    hub_backoff = DependencyBackoff(services.retry)
+    while not stop.is_set():
+        claimed = send_round(services, hub_backoff)
+        if hub_backoff.is_down:
+            sleep_until(stop, min(services.retry.delay(hub_backoff.failures), 30.0))
+        elif claimed == 0:
+            sleep_until(stop, services.timing.sender_idle)

@@ -1,0 +1,136 @@
+"""Status packages: the automatic 01 and 02 replies, and incoming statuses applied to tracking.
+
+* On arrival of a document the connector itself answers "01 Đã đến"; on a package that fails
+  authenticity or integrity it answers "02 Từ chối tiếp nhận" with the reason. Both become
+  outbound status packages in the store (READY), keyed so a crash never sends two.
+* An incoming status updates the per-recipient state of the document it reports on; a
+  status about a document we do not know is recorded, not an error.
+* Local workflow commands (03, 04, 05, 06, 02, 13, 15, 16) come in through the intake and are
+  prepared by ``outbound``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from connector.daemon.events import emit
+from connector.daemon.outbound import facts_of, seal_and_sign
+from connector.daemon.ports import Services
+from connector.edxml import parse_package
+from connector.edxml.model import (
+    EdocPackage,
+    Package,
+    ResponseFor,
+    StatusCode,
+    StatusPackage,
+)
+from connector.edxml.summary import peek
+from connector.errors import ConnectorError
+from connector.store.api import AddOutcome, NewOutbound, TrackedPackage
+from connector.store.states import OutboundState, PackageKind
+from connector.timeutil import now_vn
+
+log = logging.getLogger("connector.statuses")
+
+
+def parse_stored(services: Services, package: TrackedPackage) -> Package | None:
+    raw = services.store.raw(package.id)
+    if raw is None:
+        return None
+    try:
+        return parse_package(services.verifier.verify(raw).data)
+    except ConnectorError:
+        return None
+
+
+def _queue(
+    services: Services, status: StatusPackage, local_id: str, related: TrackedPackage, priority: int
+) -> None:
+    raw = seal_and_sign(services, status)
+    facts = dataclasses.replace(facts_of(status), priority=priority)
+    added = services.store.add_outbound(
+        NewOutbound(
+            local_id=local_id,
+            kind=PackageKind.STATUS,
+            state=OutboundState.READY,
+            raw=raw,
+            facts=facts,
+            related_id=related.id,
+            detail=f"status {status.status_code.value} for inbound #{related.id}",
+        )
+    )
+    if added.outcome is AddOutcome.CREATED:
+        emit(services, "outbound.ready", added.package, status_code=status.status_code.value)
+
+
+def queue_reply(
+    services: Services,
+    document: EdocPackage,
+    inbound: TrackedPackage,
+    code: StatusCode,
+    description: str,
+) -> None:
+    status = StatusPackage(
+        from_=services.agency,
+        response_for=ResponseFor(
+            organ_id=document.from_.organ_id,
+            code=str(document.code),
+            document_id=document.document_id,
+            promulgation_date=document.promulgation_info.promulgation_date,
+        ),
+        status_code=code,
+        timestamp=now_vn(),
+        description=description,
+    )
+    _queue(services, status, f"notice-{code.value}:{inbound.id}", inbound, document.priority)
+
+
+def queue_rejection(services: Services, inbound: TrackedPackage, raw: bytes, reason: str) -> None:
+    """Status 02 for a package we could not accept, when we can tell what it was."""
+    try:
+        summary = peek(raw)
+    except ConnectorError:
+        log.warning("inbound #%d is too broken to answer with a 02 (no DocumentId)", inbound.id)
+        return
+    if summary.kind != "edoc" or not summary.document_id:
+        return
+    status = StatusPackage(
+        from_=services.agency,
+        response_for=ResponseFor(organ_id=summary.from_organ_id, document_id=summary.document_id),
+        status_code=StatusCode.REJECTED,
+        timestamp=now_vn(),
+        description=f"Từ chối tiếp nhận: {reason}"[:1000],
+    )
+    _queue(services, status, f"notice-02:{inbound.id}", inbound, summary.priority)
+
+
+def apply_incoming(services: Services, status: StatusPackage) -> None:
+    """Update the tracking of the document and recipient a received status reports on."""
+    document_id = status.response_for.document_id or ""
+    reporter = status.from_.organ_id
+    documents = services.store.find_outbound_documents(document_id, reporter)
+    if not documents:
+        log.info(
+            "status %s from %s about unknown document %s: recorded only",
+            status.status_code.value,
+            reporter,
+            document_id,
+        )
+        return
+    for document in documents:
+        outcome = services.store.apply_status(
+            document.id,
+            reporter,
+            status.status_code.value,
+            description=status.description,
+            source="hub",
+        )
+        if not outcome.applied:
+            log.info(
+                "status %s from %s for #%d not applied: %s",
+                status.status_code.value,
+                reporter,
+                document.id,
+                outcome.note,
+            )
