@@ -116,6 +116,14 @@ class FaultSettings(_Strict):
     seed: int | None = None
 
 
+class TlsSettings(_Strict):
+    """Serve https; with ``client_ca_file`` every client must present a certificate it issued."""
+
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path | None = None
+
+
 class HubConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8780, ge=0, le=65535)  # 0 = any free port
@@ -123,6 +131,7 @@ class HubConfig(_Strict):
     timestamp_window_seconds: int = Field(default=300, gt=0)
     max_package_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
     accept_unknown_recipients: bool = False
+    tls: TlsSettings | None = None
     accounts: list[Account] = Field(min_length=1)
     directory: list[DirectoryEntry] = Field(default_factory=list)
     faults: FaultSettings = Field(default_factory=FaultSettings)
@@ -158,6 +167,11 @@ def load(path: str | Path, overrides: dict[str, Any] | None = None) -> HubConfig
     base = file.parent
     if isinstance(raw.get("db"), str) and not Path(raw["db"]).is_absolute():
         raw["db"] = str(base / raw["db"])
+    tls = raw.get("tls")
+    if isinstance(tls, dict):
+        for key in ("cert_file", "key_file", "client_ca_file"):
+            if isinstance(tls.get(key), str) and not Path(tls[key]).is_absolute():
+                tls[key] = str(base / tls[key])
     for account in raw.get("accounts") or []:
         if isinstance(account, dict) and isinstance(account.get("secret_file"), str):
             account["secret_file"] = str(base / account["secret_file"])

@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -24,7 +25,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from connector.hub.config import CALLS, HubConfig
+from connector.errors import ConfigurationError
+from connector.hub.config import CALLS, HubConfig, TlsSettings
 from connector.hub.faults import Action, FaultInjector
 from connector.hub.service import Answer, Refused, VxpService, fail
 from connector.hub.store import Delivery, HubStore, StoredPackage
@@ -53,7 +55,41 @@ class _Server(ThreadingHTTPServer):
         self.emulator = emulator
         self.open_sockets: set[socket.socket] = set()
         self.sockets_lock = threading.Lock()
+        self.tls = _tls_context(emulator.config.tls) if emulator.config.tls else None
         super().__init__(address, _Handler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self.tls is None:
+            super().finish_request(request, client_address)
+            return
+        # The TLS handshake runs here, in the connection's own thread, not the accept loop.
+        try:
+            wrapped = self.tls.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            log.info("hub: TLS handshake with %s failed: %s", client_address, exc)
+            return
+        try:
+            super().finish_request(wrapped, client_address)
+        finally:
+            with contextlib.suppress(OSError):
+                wrapped.close()
+
+
+def _tls_context(settings: TlsSettings) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(str(settings.cert_file), str(settings.key_file))
+        if settings.client_ca_file is not None:
+            context.load_verify_locations(cafile=str(settings.client_ca_file))
+            context.verify_mode = ssl.CERT_REQUIRED
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(
+            f"hub TLS: cannot load {settings.cert_file} / {settings.key_file} / "
+            f"{settings.client_ca_file}: {exc}",
+            reason="config",
+        ) from None
+    return context
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -271,7 +307,8 @@ class HubEmulator:
         host = address[0].decode() if isinstance(address[0], bytes) else str(address[0])
         port = address[1]
         shown = f"[{host}]" if ":" in host else host
-        return f"http://{shown}:{port}"
+        scheme = "https" if self.config.tls else "http"
+        return f"{scheme}://{shown}:{port}"
 
     def serve_forever(self) -> None:
         """Serve in the calling thread until ``stop()`` (used by the CLI)."""

@@ -258,10 +258,11 @@ class VxpClient:
 
     def _translate_transport_error(self, call: str, exc: httpx.HTTPError) -> Exception:
         where = f"hub {self._where} {call}"
-        if isinstance(exc, httpx.ConnectError) and _caused_by_certificate(exc):
+        tls_problem = _tls_refusal(exc)
+        if tls_problem:
             return ConfigurationError(
-                f"{where}: TLS certificate verification failed (check ca_file and the hub's "
-                "certificate)",
+                f"{where}: TLS refused ({tls_problem}); check ca_file, the hub's certificate "
+                "and our client certificate",
                 reason="hub_tls",
             )
         if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
@@ -346,13 +347,30 @@ def _ssl_context(settings: VxpSettings) -> ssl.SSLContext:
     return context
 
 
-def _caused_by_certificate(exc: BaseException) -> bool:
+# TLS alerts by which a peer refuses our certificate or parameters: a deployment problem.
+_TLS_REFUSALS = (
+    "ALERT_CERTIFICATE",
+    "ALERT_BAD_CERTIFICATE",
+    "ALERT_UNKNOWN_CA",
+    "ALERT_ACCESS_DENIED",
+    "ALERT_HANDSHAKE_FAILURE",
+    "ALERT_PROTOCOL_VERSION",
+    "ALERT_UNSUPPORTED_CERTIFICATE",
+)
+
+
+def _tls_refusal(exc: BaseException) -> str | None:
+    """Why TLS failed if it was a certificate/handshake refusal, else None."""
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, ssl.SSLCertVerificationError):
-            return True
+            return f"hub certificate not trusted: {seen.verify_message}"
+        if isinstance(seen, ssl.SSLError):
+            reason = str(getattr(seen, "reason", "") or "")
+            if any(marker in reason for marker in _TLS_REFUSALS):
+                return reason
         seen = seen.__cause__ or seen.__context__
-    return False
+    return None
 
 
 def _is_loopback(host: str) -> bool:
