@@ -43,7 +43,6 @@ def emit(
         services.sink.emit(LocalEvent(routing_key=routing_key, body=body, event_id=event_id))
     except Exception as exc:  # an event lost must not stop the document
         log.warning("could not emit event %s: %s", routing_key, exc)
-        services.metrics.refused("event_not_emitted")
 
 
 def error_fields(error: ConnectorError) -> dict[str, object]:
@@ -56,4 +55,4 @@ def timed(services: Services, stage: str) -> Iterator[None]:
     try:
         yield
     finally:
-        services.metrics.stage_seconds(stage, time.perf_counter() - started)
+        services.metrics.observe_stage(stage, time.perf_counter() - started)

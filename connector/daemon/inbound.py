@@ -102,6 +102,7 @@ def receive(services: Services, item: PendingItem) -> None:
         )
         services.hub.acknowledge(item.doc_id, True)
         services.store.add_event(added.package.id, "duplicate_acknowledged", item.doc_id)
+        services.metrics.document("inbound", "duplicate")
         return
     services.metrics.document("inbound", "received")
     advance(services, added.package, raw)
@@ -238,11 +239,11 @@ def inbound_loop(services: Services, stop: threading.Event) -> None:
         try:
             poll_once(services)
             backoff.succeeded()
-            services.metrics.component("hub", True)
+            services.metrics.set_component_up("hub", True)
             wait = services.timing.poll_interval
         except ConnectorError as exc:
             wait = min(backoff.failed(), 60.0)
-            services.metrics.component("hub", False)
+            services.metrics.set_component_up("hub", False)
             log.warning(
                 "hub inbox not reachable (%s), next try in %.1fs: %s", exc.kind, wait, exc.message
             )

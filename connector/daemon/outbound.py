@@ -21,13 +21,13 @@ from connector.daemon.events import emit, error_fields, timed
 from connector.daemon.lifecycle import sleep_until
 from connector.daemon.ports import Services
 from connector.edxml import build_package, validate_package
-from connector.edxml.model import EdocPackage, Package, StatusPackage, TraceHeader
+from connector.edxml.model import EdocPackage, Package, StatusPackage
 from connector.edxml.problems import EdxmlError
 from connector.errors import ConnectorError, PermanentError, UnavailableError
 from connector.local.base import IntakeItem, LocalRecord, RecordKind
 from connector.store.api import AddOutcome, ErrorInfo, NewOutbound, PackageFacts
 from connector.store.states import OutboundState, PackageKind
-from connector.timeutil import VN_TZ, now_vn
+from connector.timeutil import VN_TZ
 
 log = logging.getLogger("connector.outbound")
 
@@ -61,10 +61,7 @@ def seal_and_sign(services: Services, package: Package) -> bytes:
             sealed = services.pool.submit(services.pdf.seal_outbound, package.attachments).result()
         with timed(services, "encrypt"):
             encrypted = services.crypto.encrypt_for(sealed, [t.organ_id for t in package.to])
-        trace = TraceHeader(services.agency.organ_id, now_vn())
-        package = dataclasses.replace(
-            package, attachments=encrypted, trace_headers=(*package.trace_headers, trace)
-        )
+        package = dataclasses.replace(package, attachments=encrypted)
     with timed(services, "build"):
         raw = build_package(package, zip_attachments=services.zip_attachments)
         problems = validate_package(raw)
@@ -113,7 +110,7 @@ def handle(services: Services, item: IntakeItem) -> None:
         raw, facts, _ = prepare(services, record)
     except PermanentError as exc:
         refused = services.store.mark_refused(package.id, ErrorInfo.of(exc))
-        services.metrics.refused(exc.reason)
+        services.metrics.refused_record(exc.reason)
         services.metrics.document("outbound", "refused")
         log.warning(
             "record %s refused (%s at %s): %s", record.record_id, exc.reason, exc.stage, exc.message
@@ -130,6 +127,8 @@ def handle(services: Services, item: IntakeItem) -> None:
         raise
     services.fault("before_store_ready")
     ready = services.store.mark_ready(package.id, raw, facts)
+    if kind is PackageKind.EDOC:
+        services.metrics.document("outbound", "accepted")
     services.fault("after_store_ready")
     item.ack()
     emit(
@@ -146,9 +145,7 @@ def intake_loop(services: Services, stop: threading.Event) -> None:
     while not stop.is_set():
         try:
             items = services.intake.fetch(services.timing.batch, services.timing.intake_timeout)
-            services.metrics.component("local", True)
         except UnavailableError as exc:
-            services.metrics.component("local", False)
             log.warning("local side unavailable: %s", exc.message)
             sleep_until(stop, services.timing.poll_interval)
             continue

@@ -16,6 +16,7 @@ from typing import Protocol
 
 from connector.daemon.retry import RetryPolicy
 from connector.edxml.model import Attachment, EdocPackage, Organization, StatusPackage
+from connector.errors import ConnectorError
 from connector.interconnect.base import HubTransport
 from connector.local.base import Intake, LocalDelivery, LocalRecord, Sink
 from connector.store.api import TrackingStore
@@ -75,38 +76,38 @@ class PackageVerification(Protocol):
 
 
 class Metrics(Protocol):
-    """Counters the pipelines feed; every method is cheap and never raises."""
+    """Counters the pipelines feed (``connector.metrics.ConnectorMetrics``); cheap, never raise."""
 
-    def document(self, direction: str, outcome: str) -> None: ...
+    def document(self, direction: str, outcome: str, count: int = 1) -> None: ...
 
-    def stage_seconds(self, stage: str, seconds: float) -> None: ...
+    def observe_stage(self, stage: str, seconds: float) -> None: ...
 
-    def send_attempt(self, result: str) -> None: ...
+    def send_attempt(self, kind: str, error: ConnectorError | None = None) -> None: ...
 
     def status(self, direction: str, code: str) -> None: ...
 
-    def refused(self, reason: str) -> None: ...
+    def refused_record(self, reason: str) -> None: ...
 
-    def component(self, name: str, up: bool) -> None: ...
+    def set_component_up(self, component: str, up: bool) -> None: ...
 
 
 class NullMetrics:
-    def document(self, direction: str, outcome: str) -> None:
+    def document(self, direction: str, outcome: str, count: int = 1) -> None:
         pass
 
-    def stage_seconds(self, stage: str, seconds: float) -> None:
+    def observe_stage(self, stage: str, seconds: float) -> None:
         pass
 
-    def send_attempt(self, result: str) -> None:
+    def send_attempt(self, kind: str, error: ConnectorError | None = None) -> None:
         pass
 
     def status(self, direction: str, code: str) -> None:
         pass
 
-    def refused(self, reason: str) -> None:
+    def refused_record(self, reason: str) -> None:
         pass
 
-    def component(self, name: str, up: bool) -> None:
+    def set_component_up(self, component: str, up: bool) -> None:
         pass
 
 

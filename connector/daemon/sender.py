@@ -49,12 +49,12 @@ def send_one(services: Services, package: TrackedPackage, hub_backoff: Dependenc
             to=recipients,
         )
     except ConnectorError as exc:
-        services.metrics.stage_seconds("send", time.perf_counter() - started)
+        services.metrics.observe_stage("send", time.perf_counter() - started)
         return _settle_failure(services, package, exc, hub_backoff)
-    services.metrics.stage_seconds("send", time.perf_counter() - started)
+    services.metrics.observe_stage("send", time.perf_counter() - started)
     hub_backoff.succeeded()
-    services.metrics.component("hub", True)
-    services.metrics.send_attempt("sent")
+    services.metrics.set_component_up("hub", True)
+    services.metrics.send_attempt(package.kind.value)
     services.fault("after_send")
     sent = services.store.mark_sent(package.id, hub_id)
     if package.kind.value == "status" and package.status_code:
@@ -69,13 +69,13 @@ def send_one(services: Services, package: TrackedPackage, hub_backoff: Dependenc
 def _settle_failure(
     services: Services, package: TrackedPackage, exc: ConnectorError, hub_backoff: DependencyBackoff
 ) -> bool:
+    services.metrics.send_attempt(package.kind.value, exc)
     decision = decide(exc, package.attempts, services.retry)
     error = decision.error or exc
     info = ErrorInfo.of(error)
     if decision.fate is Fate.WAIT:
         delay = hub_backoff.failed()
-        services.metrics.component("hub", False)
-        services.metrics.send_attempt("unavailable")
+        services.metrics.set_component_up("hub", False)
         if isinstance(exc, ConfigurationError):
             log.error("hub refused our configuration (not a message failure): %s", exc.message)
         else:
@@ -83,7 +83,6 @@ def _settle_failure(
         services.store.schedule_retry(package.id, info, _now(services) + delay, count_attempt=False)
         return False
     if decision.fate is Fate.RETRY:
-        services.metrics.send_attempt("retry")
         retried = services.store.schedule_retry(package.id, info, _now(services) + decision.delay)
         emit(
             services,
@@ -93,7 +92,6 @@ def _settle_failure(
             **error_fields(error),
         )
         return True
-    services.metrics.send_attempt("failed")
     services.metrics.document("outbound", "failed")
     failed = services.store.mark_failed(package.id, info)
     log.warning("package #%d FAILED: %s", package.id, error.message)
