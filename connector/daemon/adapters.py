@@ -1,0 +1,150 @@
+"""Adapters from the real parts (mappings, PDF seals, XML signature, CMS) to the daemon's ports.
+
+Each adapter holds what it needs as plain values; the PDF adapter is picklable (paths, not
+key objects) so the worker pool's processes load keys and the trust store once each. No
+adapter decides a message's fate: they raise the parts' typed errors unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from connector.edxml.model import Attachment, EdocPackage, Organization, StatusPackage
+from connector.local.base import DeliveryKind, LocalDelivery, LocalRecord
+from connector.mapping import MappingSet
+from connector.trust.keys import KeySource, SigningIdentity
+from connector.trust.pdf_policy import PdfPolicy, Role, check_inbound, is_pdf, seal_outbound
+from connector.trust.truststore import TrustStore
+from connector.trust.xmldsig import LegacyPolicy, PackageSigner, verify_package
+
+
+@dataclass
+class MappingAdapter:
+    mappings: MappingSet
+    agency: Organization
+    attachments_dir: Path | None = None
+    inbound_format: str | None = None  # the local format received documents are written in
+
+    def record_to_package(self, record: LocalRecord) -> EdocPackage:
+        return self.mappings.get(record.mapping).record_to_package(
+            record, attachments_dir=self.attachments_dir
+        )
+
+    def command_to_status(self, record: LocalRecord) -> StatusPackage:
+        return self.mappings.get(record.mapping).command_to_status(record, own=self.agency)
+
+    def package_to_delivery(self, package: EdocPackage, delivery_id: str) -> LocalDelivery:
+        document = self.mappings.get(self.inbound_format).package_to_record(package)
+        return LocalDelivery(
+            delivery_id=delivery_id, kind=DeliveryKind.DOCUMENT, body=document.body,
+            content_type=document.content_type, attachments=document.files,
+            headers={"document-id": package.document_id, "from": package.from_.organ_id,
+                     "priority": str(package.priority),
+                     "business-doc-type": str(int(package.business_doc_type))},
+        )
+
+    def status_to_delivery(self, package: StatusPackage, delivery_id: str) -> LocalDelivery:
+        document = self.mappings.get(self.inbound_format).status_to_event(package)
+        return LocalDelivery(
+            delivery_id=delivery_id, kind=DeliveryKind.STATUS, body=document.body,
+            content_type=document.content_type, attachments=document.files,
+            headers={"document-id": package.document_id, "from": package.from_.organ_id,
+                     "status-code": package.status_code.value},
+        )
+
+
+# Loaded once per process (the worker pool's processes each build their own).
+_trust_cache: dict[tuple[str, str | None], TrustStore] = {}
+
+
+def _trust(trust_dir: str, crl_dir: str | None) -> TrustStore:
+    key = (trust_dir, crl_dir)
+    store = _trust_cache.get(key)
+    if store is None:
+        store = TrustStore.from_dirs(trust_dir, crl_dir)
+        _trust_cache[key] = store
+    return store
+
+
+@dataclass(frozen=True)
+class PdfAdapter:
+    """PDF policy and organisation seal; picklable for a process pool."""
+
+    seal: KeySource
+    trust_dir: str
+    crl_dir: str | None = None
+    outbound: PdfPolicy = field(default_factory=PdfPolicy)
+    inbound: PdfPolicy = field(default_factory=PdfPolicy)
+
+    def seal_outbound(self, attachments: Sequence[Attachment]) -> tuple[Attachment, ...]:
+        trust = _trust(self.trust_dir, self.crl_dir)
+        result = []
+        for index, item in enumerate(attachments):
+            if not is_pdf(item.data):
+                result.append(item)  # PAdES applies to PDFs; other files travel as they are
+                continue
+            role = Role.MAIN if index == 0 else Role.ATTACHMENT
+            sealed = seal_outbound(item.data, role, self.seal, trust, self.outbound,
+                                   name=item.name)
+            result.append(dataclasses.replace(item, data=sealed))
+        return tuple(result)
+
+    def verify_inbound(self, attachments: Sequence[Attachment]) -> list[str]:
+        trust = _trust(self.trust_dir, self.crl_dir)
+        notes = []
+        for index, item in enumerate(attachments):
+            if not is_pdf(item.data):
+                notes.append(f"{item.name}: not a PDF, no PDF signature checked")
+                continue
+            role = Role.MAIN if index == 0 else Role.ATTACHMENT
+            report = check_inbound(item.data, role, trust, self.inbound, name=item.name)
+            signers = ", ".join(f"{s.kind}: {s.signer}" for s in report.signatures)
+            notes.append(f"{item.name}: {len(report.signatures)} valid signature(s) ({signers})")
+        return notes
+
+
+@dataclass
+class SignerAdapter:
+    identity: SigningIdentity
+    _signer: PackageSigner | None = None
+
+    def sign(self, package_bytes: bytes) -> bytes:
+        if self._signer is None:
+            self._signer = PackageSigner(self.identity)
+        return self._signer.sign(package_bytes)
+
+
+@dataclass(frozen=True)
+class Verified:
+    data: bytes
+    notes: Sequence[str]
+
+
+@dataclass
+class VerifierAdapter:
+    trust: TrustStore
+    legacy_policy: LegacyPolicy = "accept"
+    unsigned_policy: LegacyPolicy = "refuse"
+
+    def verify(self, package_bytes: bytes) -> Verified:
+        result = verify_package(package_bytes, self.trust, legacy_policy=self.legacy_policy,
+                                unsigned_policy=self.unsigned_policy)
+        notes = [f"{d.code}: {d.message}" for d in result.decisions]
+        if result.signed:
+            notes.insert(0, f"XML signature valid, signer {result.signer_subject}")
+        return Verified(result.data, notes)
+
+
+@dataclass
+class NoEncryption:
+    """Encryption policy ``off`` everywhere."""
+
+    def encrypt_for(self, attachments: Sequence[Attachment],
+                    recipients: Sequence[str]) -> tuple[Attachment, ...]:
+        return tuple(attachments)
+
+    def decrypt(self, attachments: Sequence[Attachment]) -> tuple[Attachment, ...]:
+        return tuple(attachments)
