@@ -65,10 +65,9 @@ def _report_pdf(data: bytes, name: str, role: str, trust: object, sender: str | 
              f"{sig.modification.lower().replace('_', ' ')}")
         emit(f"        => {'VALID' if sig.ok else 'INVALID [' + str(sig.reason) + ']'}"
              + (f": {sig.problem}" if sig.problem else ""))
-    if not report.signatures:
-        emit("    no signature: INVALID [unsigned]")
-        return False
     if role == "any":
+        if not report.signatures:
+            emit("    no signature: INVALID [unsigned]")
         return report.all_ok
     policy = PdfPolicy(seal_must_match_sender=sender is not None)
     try:
