@@ -140,10 +140,13 @@ class XmlPath:
     def elements(self, context: etree._Element) -> list[etree._Element]:
         return [n for n in self.nodes(context) if not isinstance(n, str)]
 
-    def write(self, context: etree._Element, values: list[str] | None) -> list[etree._Element]:
-        """Create the path under ``context``; the last element step repeats per value.
+    def write(self, context: etree._Element, values: list[str] | None,
+              many: bool = False) -> list[etree._Element]:
+        """Create the path under ``context`` and write ``values`` there.
 
-        ``values`` None creates one element per call and returns it (for item groups).
+        Container steps are shared; the last element step is created once per value when
+        ``many``, else reused if present (so ``A/@x`` and ``A`` write one ``A``). ``values``
+        None creates a new last element per call and returns it (for group items).
         """
         element_steps = [s for s in self.steps if not s.attribute]
         attribute = self.steps[-1] if self.steps and self.steps[-1].attribute else None
@@ -162,6 +165,11 @@ class XmlPath:
         last = element_steps[-1]
         if values is None:
             return [etree.SubElement(parent, last.tag)]
+        if not many and values:
+            existing = [c for c in parent if c.tag == last.tag]
+            element = existing[0] if existing else etree.SubElement(parent, last.tag)
+            element.text = values[0]
+            return [element]
         created = []
         for value in values:
             element = etree.SubElement(parent, last.tag)

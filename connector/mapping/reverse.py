@@ -114,7 +114,7 @@ class _Writer:
 
     def put(self, path: JsonPath | XmlPath, values: list[Any], many: bool) -> None:
         if isinstance(path, XmlPath):
-            path.write(self.node, [_xml_text(v) for v in values])
+            path.write(self.node, [_xml_text(v) for v in values], many)
         else:
             path.set(self.node, [_json_value(v) for v in values] if many
                      else _json_value(values[0]))
