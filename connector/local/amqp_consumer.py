@@ -1,0 +1,386 @@
+"""The consumer thread: owns the consuming connection, its heartbeats and every ack.
+
+kombu/py-amqp channels are not thread-safe, and a connection whose heartbeats go
+unanswered is closed by the broker, so one thread owns the consuming connection: it
+drains the socket, answers heartbeats and applies the acks and requeues that other
+threads hand it (through a queue and a wake-up pipe, so they take effect at once), while
+the daemon does its CPU-heavy work elsewhere. Deliveries wait in a buffer bounded by the
+prefetch count, urgent first.
+
+On connection loss it reconnects with jittered back-off and re-declares the topology.
+Everything unacknowledged on the lost connection is redelivered by the broker; those
+messages are remembered as *not suspect* (the loss was not their fault). A message that
+arrives redelivered without such an excuse was in flight when a connector died: it is
+flagged ``suspect`` so the adapter can count the crash against it (poison handling).
+This module must not publish.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import hashlib
+import heapq
+import itertools
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from connector.errors import ConnectorError, UnavailableError
+from connector.local.amqp_connection import (
+    RECOVERABLE_ERRORS,
+    Backoff,
+    BrokerConnection,
+    close_quietly,
+    open_connection,
+    read_available,
+    translate,
+)
+from connector.local.amqp_settings import H_RECORD_ID, AmqpSettings
+from connector.local.amqp_topology import declare_topology
+
+log = logging.getLogger(__name__)
+
+MAIN, QUARANTINE = "main", "quarantine"
+_EXEMPT_MEMORY = 10_000  # fingerprints remembered as "redelivered through no fault of theirs"
+
+
+@dataclass(eq=False)
+class Delivery:
+    """One message received on the consuming connection, as plain data."""
+
+    generation: int  # which connection it arrived on; acks on a later one are void
+    channel: str  # MAIN or QUARANTINE
+    delivery_tag: int
+    queue: str
+    body: bytes = field(repr=False)
+    properties: dict[str, Any]
+    redelivered: bool
+    suspect: bool  # redelivered while no connection loss of ours explains it
+    fingerprint: str
+
+    @property
+    def headers(self) -> dict[str, Any]:
+        headers = self.properties.get("application_headers") or {}
+        return dict(headers)
+
+    @property
+    def priority(self) -> int:
+        value = self.properties.get("priority")
+        return value if isinstance(value, int) else 0
+
+
+class ConsumerLost(Exception):
+    """The broker cancelled our consumer (queue deleted): start a new session."""
+
+
+class IntakeConsumer:
+    """Consumes the intake queues in a thread; other threads take deliveries and settle them."""
+
+    def __init__(
+        self,
+        settings: AmqpSettings,
+        *,
+        on_connected: Callable[[], None] = lambda: None,
+        on_lost: Callable[[ConnectorError, bool], None] = lambda err, was_connected: None,
+    ) -> None:
+        self._settings = settings
+        self._on_connected = on_connected
+        self._on_lost = on_lost
+        self._cond = threading.Condition()
+        self._ready: list[tuple[int, int, Delivery]] = []  # heap: (-priority, arrival, item)
+        self._arrivals = itertools.count()
+        self._generation = 0
+        self._connected = False
+        self._last_error: ConnectorError | None = None
+        self._unsettled: dict[tuple[int, str, int], str] = {}  # (gen, channel, tag) -> fp
+        self._exempt: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._ops: collections.deque[tuple[str, object]] = collections.deque()
+        self._consuming = True
+        self._cancelled = threading.Event()
+        self._stop = threading.Event()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._thread = threading.Thread(target=self._run, name="amqp-consumer", daemon=True)
+
+    # ---- called from other threads ------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wait_connected(self, timeout: float) -> ConnectorError | None:
+        """Wait for the first session; None when connected, else the last error."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not self._connected and self._thread.is_alive():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            if self._connected:
+                return None
+            return self._last_error or UnavailableError(
+                "RabbitMQ not reachable yet", reason="broker_unavailable"
+            )
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def take(self, max_items: int, timeout: float) -> list[Delivery]:
+        """Up to ``max_items`` deliveries, urgent first; raises UnavailableError when the
+        broker stayed unreachable for the whole ``timeout`` and nothing is buffered."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        with self._cond:
+            while not self._ready:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    if not self._connected and self._last_error is not None:
+                        raise self._last_error
+                    return []
+                self._cond.wait(remaining)
+            taken: list[Delivery] = []
+            while self._ready and len(taken) < max_items:
+                taken.append(heapq.heappop(self._ready)[2])
+            return taken
+
+    def ack(self, delivery: Delivery) -> None:
+        self._submit("ack", delivery)
+
+    def requeue(self, delivery: Delivery) -> None:
+        self._submit("requeue", delivery)
+
+    def is_current(self, delivery: Delivery) -> bool:
+        """False once the connection it arrived on is gone (the broker redelivers it)."""
+        return self._connected and delivery.generation == self._generation
+
+    def cancel(self, timeout: float) -> list[Delivery]:
+        """Stop consuming; return (and forget) every delivery still buffered."""
+        self._submit("cancel", None)
+        self._cancelled.wait(timeout)
+        with self._cond:
+            self._consuming = False
+            taken = [entry[2] for entry in sorted(self._ready)]
+            self._ready.clear()
+            return taken
+
+    def flush(self, timeout: float) -> None:
+        """Wait until the settlements submitted so far are applied (or the link is gone)."""
+        done = threading.Event()
+        self._submit("flush", done)
+        done.wait(timeout)
+
+    def stop(self, timeout: float) -> None:
+        """Apply pending settlements, close the connection, end the thread."""
+        self._stop.set()
+        self._wake()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+    def _submit(self, action: str, target: object) -> None:
+        with self._cond:
+            self._ops.append((action, target))
+        self._wake()
+
+    def _wake(self) -> None:
+        # A full pipe wakes the thread anyway; a closed one means it has stopped.
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+
+    # ---- the consumer thread ------------------------------------------------------------
+
+    def _run(self) -> None:
+        settings = self._settings
+        backoff = Backoff(settings.reconnect_initial_delay, settings.reconnect_max_delay)
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._session(backoff)
+                    return
+                except ConnectorError as err:
+                    self._lose(err)
+                except (ConsumerLost, *RECOVERABLE_ERRORS) as exc:  # type: ignore[misc]
+                    self._lose(translate(exc, "consuming the intake queues"))
+                except Exception as exc:  # a bug must not end consumption for good
+                    log.exception("unexpected error in the AMQP consumer thread")
+                    self._lose(translate(exc, "consuming the intake queues"))
+                delay = backoff.next_delay()
+                log.info("reconnecting to RabbitMQ in %.1fs", delay)
+                self._stop.wait(delay)
+        finally:
+            self._release_waiters()
+
+    def _session(self, backoff: Backoff) -> None:
+        conn = open_connection(self._settings, purpose="consumer")
+        try:
+            channels = self._subscribe(conn)
+            backoff.reset()
+            self._on_connected()
+            tick = min(1.0, self._settings.heartbeat / 4) if self._settings.heartbeat else 1.0
+            while not self._stop.is_set():
+                self._apply_ops(channels)
+                read_available(conn, self._wake_r, tick)
+                self._drain_wake_pipe()
+                conn.heartbeat_check()
+            self._apply_ops(channels)
+        finally:
+            with self._cond:
+                self._connected = False
+            close_quietly(conn)
+
+    def _subscribe(self, conn: BrokerConnection) -> dict[str, Any]:
+        topology = self._settings.topology
+        main = conn.channel()
+        main.auto_decode = False  # bodies stay bytes, exactly as published
+        declare_topology(main, topology)
+        quarantine = conn.channel()
+        quarantine.auto_decode = False
+        with self._cond:
+            self._generation += 1
+            generation = self._generation
+            consuming = self._consuming
+        if consuming:
+            main.basic_qos(0, self._settings.prefetch, False)
+            for queue in topology.intake_queues:
+                main.basic_consume(
+                    queue,
+                    callback=partial(self._on_message, generation, MAIN, queue),
+                    on_cancel=self._on_cancel,
+                )
+            # One at a time: a crash while handling it cannot take other suspects along.
+            quarantine.basic_qos(0, 1, False)
+            quarantine.basic_consume(
+                topology.quarantine_queue,
+                callback=partial(
+                    self._on_message, generation, QUARANTINE, topology.quarantine_queue
+                ),
+                on_cancel=self._on_cancel,
+            )
+        with self._cond:
+            self._connected = True
+            self._last_error = None
+            self._cond.notify_all()
+        log.info("consuming %s (prefetch %d)", ", ".join(topology.intake_queues),
+                 self._settings.prefetch)
+        return {MAIN: main, QUARANTINE: quarantine}
+
+    def _on_cancel(self, consumer_tag: str) -> None:
+        raise ConsumerLost(f"RabbitMQ cancelled consumer {consumer_tag} (queue deleted?)")
+
+    def _on_message(self, generation: int, channel: str, queue: str, message: Any) -> None:
+        body = message.body
+        if isinstance(body, str):  # only if a broker-side plugin re-encoded it
+            body = body.encode(message.properties.get("content_encoding") or "utf-8")
+        properties = dict(message.properties)
+        redelivered = bool(message.delivery_info.get("redelivered"))
+        fingerprint = _fingerprint(properties, body)
+        with self._cond:
+            excused = fingerprint in self._exempt
+            if excused:
+                del self._exempt[fingerprint]
+            delivery = Delivery(
+                generation=generation,
+                channel=channel,
+                delivery_tag=message.delivery_info["delivery_tag"],
+                queue=queue,
+                body=bytes(body),
+                properties=properties,
+                redelivered=redelivered,
+                suspect=redelivered and not excused,
+                fingerprint=fingerprint,
+            )
+            self._unsettled[(generation, channel, delivery.delivery_tag)] = fingerprint
+            heapq.heappush(self._ready, (-delivery.priority, next(self._arrivals), delivery))
+            self._cond.notify_all()
+
+    def _apply_ops(self, channels: dict[str, Any]) -> None:
+        while True:
+            with self._cond:
+                if not self._ops:
+                    return
+                action, target = self._ops.popleft()
+            if isinstance(target, threading.Event):
+                target.set()
+            elif action == "cancel":
+                self._cancel_consumers(channels)
+            elif isinstance(target, Delivery):
+                self._settle(channels, action, target)
+
+    def _settle(self, channels: dict[str, Any], action: str, delivery: Delivery) -> None:
+        key = (delivery.generation, delivery.channel, delivery.delivery_tag)
+        with self._cond:
+            current = delivery.generation == self._generation
+            self._unsettled.pop(key, None)
+            if action == "requeue":
+                self._excuse(delivery.fingerprint)
+        if not current:
+            log.info("%s of a delivery from a lost connection skipped: the broker "
+                     "redelivers it (%s)", action, delivery.queue)
+            return
+        if action == "ack":
+            channels[delivery.channel].basic_ack(delivery.delivery_tag)
+        else:
+            channels[delivery.channel].basic_reject(delivery.delivery_tag, requeue=True)
+
+    def _cancel_consumers(self, channels: dict[str, Any]) -> None:
+        with self._cond:
+            self._consuming = False
+        for channel in channels.values():
+            for tag in list(channel.callbacks):
+                channel.basic_cancel(tag)
+        self._cancelled.set()
+
+    def _excuse(self, fingerprint: str) -> None:
+        self._exempt[fingerprint] = None
+        self._exempt.move_to_end(fingerprint)
+        while len(self._exempt) > _EXEMPT_MEMORY:
+            self._exempt.popitem(last=False)
+
+    def _lose(self, err: ConnectorError) -> None:
+        with self._cond:
+            was_connected = self._connected
+            self._connected = False
+            self._last_error = err
+            self._generation += 1  # deliveries of the lost connection can no longer be acked
+            for fingerprint in self._unsettled.values():
+                self._excuse(fingerprint)
+            self._unsettled.clear()
+            self._ready.clear()  # the broker redelivers them
+            self._cond.notify_all()
+        if self._consuming is False:
+            self._cancelled.set()
+        log.warning("RabbitMQ consumer connection %s: %s",
+                    "lost" if was_connected else "failed", err.message)
+        self._on_lost(err, was_connected)
+
+    def _release_waiters(self) -> None:
+        with self._cond:
+            self._connected = False
+            pending = [target for _, target in self._ops if isinstance(target, threading.Event)]
+            self._ops.clear()
+            self._cond.notify_all()
+        for event in pending:
+            event.set()
+        self._cancelled.set()
+
+    def _drain_wake_pipe(self) -> None:
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+
+def _fingerprint(properties: dict[str, Any], body: bytes) -> str:
+    """Identity of a message across redeliveries and re-publishing by the connector."""
+    headers = properties.get("application_headers") or {}
+    record_id = headers.get(H_RECORD_ID) or properties.get("message_id") or ""
+    return f"{record_id}:{hashlib.sha256(body).hexdigest()}"

@@ -1,0 +1,305 @@
+"""Delivery metrics for Prometheus: one registry object per connector.
+
+``ConnectorMetrics`` owns its own ``CollectorRegistry`` (never the global default), so two
+connectors in one process, or tests, do not clash. Names follow Prometheus conventions:
+``connector_`` prefix, base units (seconds, timestamps in seconds), ``_total`` counters,
+help text on every metric. Labels are bounded: values come from fixed sets or pass a guard
+that folds anything unexpected (or beyond a small number of distinct values) into
+``other``; document ids never become labels. Store-derived gauges (outbox, packages by
+state, rule R6 deadlines) are read at scrape time from a snapshot callback supplied by
+the daemon. The HTTP endpoint lives in ``connector.metrics_http``. This module must not
+do I/O besides calling that callback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from connector.errors import ConnectorError
+
+log = logging.getLogger(__name__)
+
+DIRECTIONS = ("outbound", "inbound")
+OUTBOUND_OUTCOMES = ("accepted", "refused", "sent", "failed")
+INBOUND_OUTCOMES = ("received", "delivered", "rejected", "duplicate")
+SEND_KINDS = ("edoc", "status")
+SEND_RESULTS = ("ok", "transient", "unavailable", "permanent", "configuration")
+STATUS_CODES = ("01", "02", "03", "04", "05", "06", "13", "15", "16")
+COMPONENTS = ("broker", "hub", "store")
+DEADLINE_STATES = ("at_risk", "late")
+STAGE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+_CODE = re.compile(r"[a-z0-9][a-z0-9_.\-]{0,47}")
+
+
+class LabelGuard:
+    """Keeps one label's values bounded: a fixed set, or at most ``limit`` well-formed codes."""
+
+    def __init__(self, allowed: Iterable[str] = (), *, limit: int = 0) -> None:
+        self._values = set(allowed)
+        self._limit = max(limit, len(self._values))
+        self._lock = threading.Lock()
+
+    def __call__(self, value: object) -> str:
+        text = str(value).strip().lower()
+        if text in self._values:
+            return text
+        with self._lock:
+            if _CODE.fullmatch(text) and len(self._values) < self._limit:
+                self._values.add(text)
+                return text
+        return "other"
+
+
+@dataclass(frozen=True)
+class StoreSnapshot:
+    """What the tracking store reports at each scrape (counts, never document ids)."""
+
+    outbox_packages: int = 0  # outbound packages waiting to be sent (new, queued, retrying)
+    outbox_oldest_age_seconds: float = 0.0  # age of the oldest of them; 0 when empty
+    packages: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (direction, state)
+    deadline_at_risk: int = 0  # R6: not yet sent, deadline within the warning window
+    deadline_late: int = 0  # R6: not yet sent, deadline passed
+
+
+class ConnectorMetrics:
+    """Every metric of one connector, recorded through small typed methods."""
+
+    def __init__(
+        self,
+        *,
+        registry: CollectorRegistry | None = None,
+        version: str = "",
+        process_metrics: bool = True,
+    ) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self._direction = LabelGuard(DIRECTIONS)
+        self._outcome = LabelGuard((*OUTBOUND_OUTCOMES, *INBOUND_OUTCOMES))
+        self._stage = LabelGuard(limit=40)
+        self._send_kind = LabelGuard(SEND_KINDS)
+        self._send_result = LabelGuard(SEND_RESULTS)
+        self._status_direction = LabelGuard(("sent", "received"))
+        self._status_code = LabelGuard(STATUS_CODES)
+        self._reason = LabelGuard(limit=60)
+        self._role = LabelGuard(limit=20)
+        self._component = LabelGuard(COMPONENTS, limit=10)
+        self._publish_reason = LabelGuard(limit=20)
+        self._components: dict[str, bool] = {}
+        self._components_lock = threading.Lock()
+
+        self.documents = Counter(
+            "connector_documents_total",
+            "Documents by direction and outcome (outbound: accepted from the local side, "
+            "refused before packaging, sent to the hub, failed for good; inbound: received "
+            "from the hub, delivered to the local side, rejected, duplicate).",
+            ["direction", "outcome"], registry=r)
+        self.stage_duration = Histogram(
+            "connector_stage_duration_seconds",
+            "Time spent in each pipeline stage, in seconds.",
+            ["stage"], buckets=STAGE_BUCKETS, registry=r)
+        self.send_attempts = Counter(
+            "connector_send_attempts_total",
+            "Attempts to send a package to the hub, by package kind and result "
+            "(ok, transient, unavailable, permanent, configuration).",
+            ["kind", "result"], registry=r)
+        self.statuses = Counter(
+            "connector_statuses_total",
+            "edXML status notices sent to or received from peers, by status code.",
+            ["direction", "code"], registry=r)
+        self.refused = Counter(
+            "connector_refused_records_total",
+            "Local records refused and dead-lettered, by reason code.",
+            ["reason"], registry=r)
+        self.certificate_expiry = Gauge(
+            "connector_certificate_expiry_timestamp_seconds",
+            "Expiry (notAfter) of each certificate the connector uses, as a Unix timestamp; "
+            "days left = (value - time()) / 86400.",
+            ["role"], registry=r)
+        self.component_up = Gauge(
+            "connector_component_up",
+            "Whether a dependency is reachable (1) or not (0): broker, hub, store.",
+            ["component"], registry=r)
+        self.broker_reconnects = Counter(
+            "connector_broker_reconnects_total",
+            "Times the connection to the message broker was lost and re-established.",
+            registry=r)
+        self.broker_redeliveries = Counter(
+            "connector_broker_redeliveries_total",
+            "Records the broker delivered again (after a connection loss, release or crash).",
+            registry=r)
+        self.broker_quarantined = Counter(
+            "connector_broker_quarantined_total",
+            "Records moved to the quarantine queue because a connector stopped while "
+            "handling them.", registry=r)
+        self.broker_publish_failures = Counter(
+            "connector_broker_publish_failures_total",
+            "Publishes to the broker that were not confirmed, by reason "
+            "(unroutable, broker_nack, broker_timeout, broker_unavailable, ...).",
+            ["reason"], registry=r)
+        self.store_snapshot_errors = Counter(
+            "connector_store_snapshot_errors_total",
+            "Scrapes where the store-derived gauges could not be read.", registry=r)
+        Info("connector_build", "Version of the running connector.", registry=r).info(
+            {"version": version or "unknown"})
+        if process_metrics:
+            ProcessCollector(registry=r)
+        self._snapshot_source: Callable[[], StoreSnapshot] | None = None
+        r.register(_StoreCollector(self))
+        self._initialise_series()
+
+    def _initialise_series(self) -> None:
+        """Known label combinations start at 0, so rate() and alerts see them at once."""
+        for outcome in OUTBOUND_OUTCOMES:
+            self.documents.labels("outbound", outcome)
+        for outcome in INBOUND_OUTCOMES:
+            self.documents.labels("inbound", outcome)
+        for kind in SEND_KINDS:
+            for result in SEND_RESULTS:
+                self.send_attempts.labels(kind, result)
+        for direction in ("sent", "received"):
+            for code in STATUS_CODES:
+                self.statuses.labels(direction, code)
+
+    # ---- recording --------------------------------------------------------------------
+
+    def document(self, direction: str, outcome: str, count: int = 1) -> None:
+        self.documents.labels(self._direction(direction), self._outcome(outcome)).inc(count)
+
+    def observe_stage(self, stage: str, seconds: float) -> None:
+        self.stage_duration.labels(self._stage(stage)).observe(max(0.0, seconds))
+
+    @contextlib.contextmanager
+    def time_stage(self, stage: str) -> Iterator[None]:
+        """Time a block (also when it raises) as one observation of ``stage``."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.observe_stage(stage, time.perf_counter() - started)
+
+    def send_attempt(self, kind: str, error: ConnectorError | None = None) -> None:
+        """Count one send attempt; ``error`` None means the hub took the package."""
+        result = "ok" if error is None else error.kind
+        self.send_attempts.labels(self._send_kind(kind), self._send_result(result)).inc()
+
+    def status(self, direction: str, code: str) -> None:
+        self.statuses.labels(self._status_direction(direction), self._status_code(code)).inc()
+
+    def refused_record(self, reason: str) -> None:
+        self.refused.labels(self._reason(reason)).inc()
+
+    def set_certificate_expiry(self, role: str, not_after: dt.datetime) -> None:
+        if not_after.tzinfo is None:
+            not_after = not_after.replace(tzinfo=dt.UTC)
+        self.certificate_expiry.labels(self._role(role)).set(not_after.timestamp())
+
+    def set_component_up(self, component: str, up: bool) -> None:
+        name = self._component(component)
+        self.component_up.labels(name).set(1 if up else 0)
+        with self._components_lock:
+            self._components[name] = up
+
+    def components(self) -> dict[str, bool]:
+        with self._components_lock:
+            return dict(self._components)
+
+    def healthy(self) -> bool:
+        """True when every component reported so far is up."""
+        return all(self.components().values())
+
+    def broker_reconnected(self) -> None:
+        self.broker_reconnects.inc()
+
+    def broker_redelivered(self) -> None:
+        self.broker_redeliveries.inc()
+
+    def broker_quarantine(self) -> None:
+        self.broker_quarantined.inc()
+
+    def broker_publish_failed(self, reason: str) -> None:
+        self.broker_publish_failures.labels(self._publish_reason(reason)).inc()
+
+    def use_store_snapshot(self, source: Callable[[], StoreSnapshot] | None) -> None:
+        """The callback read at every scrape for the store-derived gauges."""
+        self._snapshot_source = source
+
+    def render(self) -> bytes:
+        """The registry in the Prometheus text format."""
+        return generate_latest(self.registry)
+
+    def _snapshot(self) -> StoreSnapshot | None:
+        source = self._snapshot_source
+        if source is None:
+            return None
+        try:
+            return source()
+        except Exception:  # a failing store must not break /metrics
+            log.warning("reading the store for metrics failed", exc_info=True)
+            self.store_snapshot_errors.inc()
+            return None
+
+
+class _StoreCollector(Collector):
+    """Gauges read from the store at scrape time (one snapshot per scrape)."""
+
+    def __init__(self, metrics: ConnectorMetrics) -> None:
+        self._metrics = metrics
+        self._state = LabelGuard(limit=30)
+
+    def describe(self) -> Iterable[Metric]:
+        return list(self._families(StoreSnapshot()))
+
+    def collect(self) -> Iterable[Metric]:
+        snapshot = self._metrics._snapshot()
+        return [] if snapshot is None else list(self._families(snapshot))
+
+    def _families(self, snapshot: StoreSnapshot) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "connector_outbox_packages",
+            "Outbound packages waiting to be sent to the hub (new, queued or retrying).",
+            value=snapshot.outbox_packages)
+        yield GaugeMetricFamily(
+            "connector_outbox_oldest_age_seconds",
+            "Age in seconds of the oldest outbound package still waiting to be sent; "
+            "0 when the outbox is empty.",
+            value=snapshot.outbox_oldest_age_seconds)
+        packages = GaugeMetricFamily(
+            "connector_packages",
+            "Tracked packages by direction and state.",
+            labels=["direction", "state"])
+        folded: dict[tuple[str, str], int] = {}
+        for (direction, state), count in sorted(snapshot.packages.items()):
+            key = (self._metrics._direction(direction), self._state(state))
+            folded[key] = folded.get(key, 0) + count
+        for (direction, state), count in folded.items():
+            packages.add_metric([direction, state], count)
+        yield packages
+        deadline = GaugeMetricFamily(
+            "connector_send_deadline_documents",
+            "Outbound documents not yet sent whose same-day sending deadline (rule R6: the "
+            "signing day, at the latest the next working morning) is near (at_risk) or "
+            "past (late).",
+            labels=["state"])
+        deadline.add_metric(["at_risk"], snapshot.deadline_at_risk)
+        deadline.add_metric(["late"], snapshot.deadline_late)
+        yield deadline
