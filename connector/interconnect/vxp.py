@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import json
 import logging
-import ssl
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -25,13 +23,8 @@ from typing import Any
 
 import httpx
 
-from connector.errors import (
-    ConfigurationError,
-    PermanentError,
-    TransientError,
-    UnavailableError,
-)
-from connector.interconnect import vxp_wire
+from connector.errors import PermanentError, TransientError
+from connector.interconnect import http_edge, vxp_wire
 from connector.interconnect.base import Agency, MessageType, PendingItem, SentItem
 from connector.interconnect.credentials import Secret
 
@@ -39,7 +32,6 @@ log = logging.getLogger(__name__)
 
 SERVICE_TYPE = "eDoc"
 DEFAULT_USER_AGENT = f"edoc-connector/0.1 (XroadVnpt {vxp_wire.PROTOCOL_VERSION})"
-_MAX_DESC = 300
 
 
 @dataclass(frozen=True)
@@ -68,38 +60,8 @@ class VxpClient:
 
     def __init__(self, settings: VxpSettings, *, transport: httpx.BaseTransport | None = None):
         self._settings = settings
-        url = httpx.URL(settings.endpoint)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ConfigurationError(
-                f"hub endpoint {_display(url)} is not an http(s) URL", reason="hub_endpoint"
-            )
-        if url.scheme == "http" and not settings.allow_plain_http and not _is_loopback(url.host):
-            raise ConfigurationError(
-                f"hub endpoint {_display(url)} is plain http to a non-loopback host; use https "
-                "(or set allow_plain_http for a test network)",
-                reason="hub_endpoint",
-            )
-        self._where = _display(url)
-        self._base = str(url).rstrip("/")
-        verify: ssl.SSLContext | bool = True
-        if url.scheme == "https":
-            verify = _ssl_context(settings)
-        self._http = httpx.Client(
-            verify=verify,
-            timeout=httpx.Timeout(
-                connect=settings.connect_timeout,
-                read=settings.read_timeout,
-                write=settings.write_timeout,
-                pool=settings.pool_timeout,
-            ),
-            limits=httpx.Limits(
-                max_connections=settings.max_connections,
-                max_keepalive_connections=settings.max_connections,
-            ),
-            headers={"User-Agent": settings.user_agent},
-            follow_redirects=False,
-            transport=transport,
-        )
+        edge = http_edge.open_edge(settings, transport)
+        self._http, self._base, self._where = edge.http, edge.base, edge.where
 
     # -- HubTransport -------------------------------------------------------------------
 
@@ -246,7 +208,7 @@ class VxpClient:
                 headers["Content-Type"] = "application/json"
                 response = self._http.post(url, headers=headers, content=b"{}")
         except httpx.HTTPError as exc:
-            raise self._translate_transport_error(call, exc) from exc
+            raise http_edge.transport_error(f"hub {self._where} {call}", exc) from exc
         log.debug(
             "hub %s %s -> HTTP %d in %.0f ms",
             self._where,
@@ -256,136 +218,20 @@ class VxpClient:
         )
         return self._check_answer(call, response)
 
-    def _translate_transport_error(self, call: str, exc: httpx.HTTPError) -> Exception:
-        where = f"hub {self._where} {call}"
-        tls_problem = _tls_refusal(exc)
-        if tls_problem:
-            return ConfigurationError(
-                f"{where}: TLS refused ({tls_problem}); check ca_file, the hub's certificate "
-                "and our client certificate",
-                reason="hub_tls",
-            )
-        if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
-            # Nothing was sent: the hub is down or unreachable.
-            return UnavailableError(
-                f"{where}: cannot connect ({type(exc).__name__})", reason="hub_unreachable"
-            )
-        if isinstance(exc, httpx.TimeoutException):
-            return TransientError(
-                f"{where}: no answer in time ({type(exc).__name__}); outcome unknown",
-                reason="hub_timeout",
-            )
-        if isinstance(exc, (httpx.UnsupportedProtocol, httpx.ProxyError)):
-            return ConfigurationError(f"{where}: {exc}", reason="hub_endpoint")
-        # The request went out (or partly): whether the hub processed it is unknown.
-        return TransientError(
-            f"{where}: connection lost ({type(exc).__name__}); outcome unknown",
-            reason="hub_connection_lost",
-        )
-
     def _check_answer(self, call: str, response: httpx.Response) -> dict[str, Any]:
         where = f"hub {self._where} {call}"
-        code = response.status_code
-        if code in (401, 403):
-            raise ConfigurationError(
-                f"{where}: HTTP {code}, credentials or identity refused: {_describe(response)}",
-                reason="hub_auth" if code == 401 else "hub_forbidden",
-            )
-        if code == 429 or code >= 500:
-            retry_after = response.headers.get("Retry-After")
-            hint = f" (Retry-After {retry_after})" if retry_after else ""
-            raise UnavailableError(
-                f"{where}: HTTP {code}{hint}: {_describe(response)}",
-                reason="hub_busy" if code in (429, 503) else "hub_server_error",
-            )
-        if code == 408:
-            raise TransientError(f"{where}: HTTP 408 request timeout", reason="hub_timeout")
-        if 300 <= code < 400:
-            raise ConfigurationError(
-                f"{where}: HTTP {code} redirect to {response.headers.get('Location', '?')}; "
-                "fix the endpoint",
-                reason="hub_endpoint",
-            )
-        if code >= 400:
-            raise PermanentError(
-                f"{where}: HTTP {code}: {_describe(response)}", reason="hub_rejected"
-            )
-        try:
-            answer = response.json()
-        except ValueError:
-            answer = None
-        if not isinstance(answer, dict):
-            # A 2xx without the protocol's JSON: we cannot tell whether it was processed.
-            raise TransientError(f"{where}: answer is not a JSON object", reason="hub_bad_response")
+        http_edge.check_status(where, response, _describe)
+        answer = http_edge.json_object(where, response)
         status = _text(answer.get("status"))
         error_code = _text(answer.get("ErrorCode"))
         if status.upper() != "OK" or error_code != "0":
+            description = _text(answer.get("ErrorDesc"))[: http_edge.MAX_DESCRIPTION]
             raise PermanentError(
                 f"{where} refused: ErrorCode {error_code or '?'}: "
-                f"{_text(answer.get('ErrorDesc'))[:_MAX_DESC] or 'no description'}",
+                f"{description or 'no description'}",
                 reason="hub_refused",
             )
         return answer
-
-
-def _ssl_context(settings: VxpSettings) -> ssl.SSLContext:
-    try:
-        context = ssl.create_default_context(cafile=settings.ca_file)
-        if settings.client_cert:
-            password = (
-                settings.client_key_password.reveal() if settings.client_key_password else None
-            )
-            context.load_cert_chain(settings.client_cert, settings.client_key, password)
-    except (OSError, ssl.SSLError) as exc:
-        # The message names files only; the key password is never echoed.
-        raise ConfigurationError(
-            f"cannot set up TLS for the hub (ca_file={settings.ca_file}, "
-            f"client_cert={settings.client_cert}): {type(exc).__name__}: "
-            f"{getattr(exc, 'strerror', None) or getattr(exc, 'reason', None) or 'invalid'}",
-            reason="hub_tls",
-        ) from None
-    return context
-
-
-# TLS alerts by which a peer refuses our certificate or parameters: a deployment problem.
-_TLS_REFUSALS = (
-    "ALERT_CERTIFICATE",
-    "ALERT_BAD_CERTIFICATE",
-    "ALERT_UNKNOWN_CA",
-    "ALERT_ACCESS_DENIED",
-    "ALERT_HANDSHAKE_FAILURE",
-    "ALERT_PROTOCOL_VERSION",
-    "ALERT_UNSUPPORTED_CERTIFICATE",
-)
-
-
-def _tls_refusal(exc: BaseException) -> str | None:
-    """Why TLS failed if it was a certificate/handshake refusal, else None."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLCertVerificationError):
-            return f"hub certificate not trusted: {seen.verify_message}"
-        if isinstance(seen, ssl.SSLError):
-            reason = str(getattr(seen, "reason", "") or "")
-            if any(marker in reason for marker in _TLS_REFUSALS):
-                return reason
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _display(url: httpx.URL) -> str:
-    """The endpoint for messages: scheme, host, port and path, never user info or query."""
-    port = f":{url.port}" if url.port else ""
-    return f"{url.scheme}://{url.host}{port}{url.path.rstrip('/')}"
 
 
 def _describe(response: httpx.Response) -> str:
@@ -397,7 +243,7 @@ def _describe(response: httpx.Response) -> str:
         desc = body.get("ErrorDesc") or body.get("error") or body.get("message") or ""
         code = body.get("ErrorCode")
         text = f"{code}: {desc}" if code not in (None, "") else str(desc)
-        return text[:_MAX_DESC] or response.reason_phrase
+        return text[: http_edge.MAX_DESCRIPTION] or response.reason_phrase
     return response.reason_phrase
 
 
@@ -410,5 +256,4 @@ def _data_list(answer: dict[str, Any], call: str, where: str) -> list[dict[str, 
     return [entry for entry in data if isinstance(entry, dict)]
 
 
-def _text(value: object) -> str:
-    return "" if value is None else str(value)
+_text = http_edge.text
