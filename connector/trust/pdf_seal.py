@@ -14,6 +14,7 @@ verify signatures (:mod:`pdf_verify`).
 
 from __future__ import annotations
 
+import importlib
 import io
 import threading
 import unicodedata
@@ -24,6 +25,7 @@ from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from pyhanko.pdf_utils.font.api import FontEngineFactory
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
@@ -33,7 +35,7 @@ from pyhanko.sign.general import SigningError
 from pyhanko.stamp import TextStampStyle
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from connector.errors import PermanentError
+from connector.errors import ConfigurationError, PermanentError
 from connector.timeutil import now_vn
 from connector.trust.keys import KeySource, SigningIdentity
 from connector.trust.truststore import organ_id_of
@@ -111,7 +113,7 @@ class StampOptions:
 
     visible: bool = False
     page: int = -1  # index of the page carrying the stamp; -1 is the last page
-    font_file: Path | None = None  # an OpenType/TrueType font for full Vietnamese text
+    font_file: Path | None = None  # an OpenType font (1000 units/em) for full Vietnamese text
 
 
 def _fold_to_ascii(text: str) -> str:
@@ -122,17 +124,45 @@ def _fold_to_ascii(text: str) -> str:
         "ascii", "replace").decode("ascii")
 
 
+_font_factories: dict[Path, FontEngineFactory] = {}
+
+
 def _text_box_style(options: StampOptions) -> tuple[TextBoxStyle, bool]:
-    """The stamp's text style, and whether it can show full Unicode text."""
-    if options.font_file is not None:
+    """The stamp's text style, and whether it can show full Unicode (Vietnamese) text.
+
+    Without a font file the standard Courier font is used and text is folded to ASCII. A font
+    file needs pyHanko's ``opentype`` extra and 1000 units per em (typical of OpenType/CFF
+    ``.otf`` fonts): pyHanko writes glyph widths in font units, so a 2048-unit TrueType font
+    would be drawn with stretched spacing.
+    """
+    if options.font_file is None:
+        return TextBoxStyle(font_size=9), False
+    font_path = Path(options.font_file)
+    factory = _font_factories.get(font_path)
+    if factory is None:
         try:
+            tt_lib = importlib.import_module("fontTools.ttLib")
             from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
-        except ImportError:
-            pass
-        else:
-            factory = GlyphAccumulatorFactory(str(options.font_file))
-            return TextBoxStyle(font=factory, font_size=9), True
-    return TextBoxStyle(font_size=9), False
+        except ImportError as exc:
+            raise ConfigurationError(
+                "a stamp font needs pyHanko's opentype extra (fonttools, uharfbuzz)",
+                reason="font_unavailable",
+            ) from exc
+        try:
+            units = int(tt_lib.TTFont(str(font_path), lazy=True)["head"].unitsPerEm)
+        except (OSError, KeyError, AssertionError) as exc:
+            raise ConfigurationError(
+                f"stamp font {font_path} cannot be read: {exc}", reason="font_unavailable"
+            ) from exc
+        if units != 1000:
+            raise ConfigurationError(
+                f"stamp font {font_path} has {units} units per em; the stamp needs a font "
+                "with 1000 (an OpenType/CFF .otf font)",
+                reason="font_unsupported",
+            )
+        factory = GlyphAccumulatorFactory(str(font_path))
+        _font_factories[font_path] = factory
+    return TextBoxStyle(font=factory, font_size=9), True
 
 
 def _free_field_name(reader: PdfFileReader, prefix: str) -> str:

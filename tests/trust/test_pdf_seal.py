@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from pyhanko.pdf_utils.reader import PdfFileReader
 
+from connector.errors import ConfigurationError
 from connector.trust import pdf_seal
 from connector.trust.keys import KeySource, SigningIdentity
 from connector.trust.pdf_seal import StampOptions, seal_pdf
@@ -149,3 +150,15 @@ def test_pdfsig_trusts_our_seal_through_the_demo_root(
     output = _pdfsig(path, "-nssdir", sql, "-no-ocsp")
     assert "Signature Validation: Signature is Valid." in output, output
     assert "Certificate Validation: Certificate is Trusted." in output, output
+
+
+def test_stamp_font_with_wrong_units_is_a_configuration_error(
+    plain_pdf: bytes, seal_a: SigningIdentity
+) -> None:
+    font = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")  # 2048 units per em
+    if not font.exists():
+        pytest.skip("DejaVu Sans is not installed")
+    with pytest.raises(ConfigurationError) as caught:
+        seal_pdf(plain_pdf, seal_a, stamp=StampOptions(visible=True, font_file=font))
+    assert caught.value.reason in {"font_unsupported", "font_unavailable"}
+    assert str(font) in caught.value.message or "opentype" in caught.value.message
