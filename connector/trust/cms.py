@@ -106,30 +106,42 @@ def encrypt(data: bytes, recipient_certs: Sequence[x509.Certificate]) -> bytes:
                                  reason="encryption_cert_missing")
     cek = os.urandom(CEK_BYTES)
     nonce = os.urandom(NONCE_BYTES)
-    recipient_infos = [_recipient_info(cert, cek) for cert in recipient_certs]
+    recipient_infos = [_recipient_info(cert, cek).dump() for cert in recipient_certs]
     sealed = AESGCM(cek).encrypt(nonce, data, None)
-    ciphertext, tag = sealed[:-TAG_BYTES], sealed[-TAG_BYTES:]
     content_algorithm = cms.EncryptionAlgorithm(
         {
             "algorithm": "aes256_gcm",
             "parameters": GCMParameters({"aes_nonce": nonce, "aes_icvlen": TAG_BYTES}),
         }
-    )
-    enveloped = cms.AuthEnvelopedData(
-        {
-            "version": "v0",
-            "recipient_infos": recipient_infos,
-            "auth_encrypted_content_info": {
-                "content_type": "data",
-                "content_encryption_algorithm": content_algorithm,
-                "encrypted_content": ciphertext,
-            },
-            "mac": tag,
-        }
-    )
-    info = cms.ContentInfo({"content_type": "authenticated_enveloped_data", "content": enveloped})
-    der: bytes = info.dump()
-    return der
+    ).dump()
+    # DER assembled around the ciphertext, which is copied once (asn1crypto would copy a
+    # 20 MB attachment several times); the small parts are asn1crypto's own encodings.
+    ciphertext = memoryview(sealed)[:-TAG_BYTES]
+    encrypted_content_info = [_OID_DATA, content_algorithm,
+                              _header(0x80, len(ciphertext)), ciphertext]
+    recipients = b"".join(sorted(recipient_infos))  # DER: SET OF sorted by encoding
+    enveloped = [b"\x02\x01\x00", _header(0x31, len(recipients)), recipients,
+                 _header(0x30, _size(encrypted_content_info)), *encrypted_content_info,
+                 _header(0x04, TAG_BYTES), sealed[-TAG_BYTES:]]
+    explicit = [_header(0x30, _size(enveloped)), *enveloped]
+    content_info = [_OID_AUTH_ENVELOPED_DATA, _header(0xA0, _size(explicit)), *explicit]
+    return b"".join([_header(0x30, _size(content_info)), *content_info])
+
+
+_OID_DATA = bytes.fromhex("06092a864886f70d010701")
+_OID_AUTH_ENVELOPED_DATA = bytes.fromhex("060b2a864886f70d0109100117")
+
+
+def _header(tag: int, length: int) -> bytes:
+    """DER tag and definite length."""
+    if length < 0x80:
+        return bytes([tag, length])
+    encoded = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(encoded)]) + encoded
+
+
+def _size(parts: Sequence[bytes | memoryview]) -> int:
+    return sum(len(part) for part in parts)
 
 
 def _recipient_info(cert: x509.Certificate, cek: bytes) -> cms.RecipientInfo:
@@ -231,19 +243,21 @@ def decrypt(der: bytes, private_key: object, cert: x509.Certificate) -> bytes:
     content_info = enveloped["auth_encrypted_content_info"]
     nonce, tag_len = _gcm_parameters(content_info["content_encryption_algorithm"])
     cek = _recover_cek(enveloped["recipient_infos"], private_key, cert)
-    ciphertext = content_info["encrypted_content"].native
+    try:
+        ciphertext = content_info["encrypted_content"].native
+        tag = enveloped["mac"].native
+        auth_attrs = enveloped["auth_attrs"]
+        # RFC 5083: the AAD is the DER of authAttrs with the universal SET OF tag.
+        aad = b"" if isinstance(auth_attrs, core.Void) else b"\x31" + auth_attrs.dump()[1:]
+    except ValueError as exc:
+        raise PermanentError(f"not a DER CMS AuthEnvelopedData: {exc}",
+                             reason="envelope_malformed") from None
     if ciphertext is None:
         raise PermanentError("envelope has no encrypted content (detached content is not "
                              "supported)", reason="envelope_malformed")
-    tag = enveloped["mac"].native
     if len(tag) != tag_len:
         raise PermanentError(f"envelope tag is {len(tag)} bytes, parameters say {tag_len}",
                              reason="envelope_malformed")
-    aad = b""
-    auth_attrs = enveloped["auth_attrs"]
-    if not isinstance(auth_attrs, core.Void):
-        # RFC 5083: the AAD is the DER of authAttrs with the universal SET OF tag.
-        aad = b"\x31" + auth_attrs.dump()[1:]
     try:
         plaintext: bytes = AESGCM(cek).decrypt(nonce, ciphertext + tag, aad or None)
     except InvalidTag:
@@ -287,7 +301,11 @@ def _load_envelope(der: bytes) -> cms.AuthEnvelopedData:
                 reason="envelope_malformed",
             )
         enveloped: cms.AuthEnvelopedData = info["content"]
-        enveloped.native  # noqa: B018 - forces a full parse so malformed DER fails here
+        # Parse everything but the (possibly large) ciphertext now, so malformed DER fails here.
+        for name in ("version", "recipient_infos", "mac"):
+            enveloped[name].native  # noqa: B018
+        for name in ("content_type", "content_encryption_algorithm"):
+            enveloped["auth_encrypted_content_info"][name].native  # noqa: B018
     except PermanentError:
         raise
     except (ValueError, TypeError, KeyError) as exc:
