@@ -1,0 +1,434 @@
+"""The schema of a connector's YAML configuration (pydantic models), one class per section.
+
+Every section forbids unknown keys. Relative paths are resolved against the configuration
+file's folder (the loader passes it as validation context). Secrets are never values here:
+a section names an environment variable (``*_env``) or a file (``*_file``) holding them,
+and :class:`SecretRef` reads them when a component starts. Values that mirror another
+module's settings keep that module's field names (``RetryPolicy``, ``AmqpSettings``,
+``VxpSettings``, ``KeySource``, ``PdfPolicy``) so the wiring is a plain copy.
+
+This module must not read files or the environment.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
+
+from connector.config_types import (
+    ConfigPath,
+    EncryptionPolicy,
+    EnvName,
+    OrganId,
+    Seconds,
+    SecretRef,
+    Section,
+    one_of,
+)
+
+
+class AgencyConfig(Section):
+    organ_id: OrganId
+    name: str = Field(min_length=1, max_length=200)
+    directory: ConfigPath | None = None  # organisation directory (local codes → OrganIds)
+
+
+class SpoolDirs(Section):
+    """Folder names under the spool root (or absolute paths)."""
+
+    outbound: Path = Path("outbound")
+    commands: Path = Path("commands")
+    inbound: Path = Path("inbound")
+    events: Path = Path("events")
+    failed: Path = Path("failed")
+
+
+class SpoolConfig(Section):
+    root: ConfigPath
+    dirs: SpoolDirs = SpoolDirs()
+    settle_seconds: float = Field(default=1.0, ge=0)  # ignore files younger than this
+    poll_interval: Seconds = 0.5
+
+    def folder(self, name: Literal["outbound", "commands", "inbound", "events", "failed"]) -> Path:
+        """One spool folder: its name under ``root``, or the absolute path given."""
+        folder: Path = getattr(self.dirs, name)
+        return self.root / folder
+
+
+class AmqpTopologyConfig(Section):
+    """Names of ``AmqpTopology``; omitted names keep the adapter's defaults."""
+
+    prefix: str = ""  # prepended to every default name (several connectors on one broker)
+    outbound_queue: str | None = None
+    commands_queue: str | None = None
+    quarantine_queue: str | None = None
+    dead_letter_queue: str | None = None
+    received_exchange: str | None = None
+    inbound_queue: str | None = None
+    events_exchange: str | None = None
+    events_queue: str | None = None
+    max_priority: int | None = Field(default=None, ge=1, le=255)
+
+
+class AmqpConfig(Section):
+    """Fields of ``AmqpSettings``; omitted values keep the adapter's defaults."""
+
+    url: str = "amqp://guest@127.0.0.1:5672//"
+    password_env: EnvName | None = None
+    password_file: ConfigPath | None = None
+    topology: AmqpTopologyConfig = AmqpTopologyConfig()
+    prefetch: int | None = Field(default=None, ge=1)
+    heartbeat: float | None = Field(default=None, ge=0)
+    connect_timeout: Seconds | None = None
+    publish_timeout: Seconds | None = None
+    max_deliveries: int | None = Field(default=None, ge=1)
+    reconnect_initial_delay: Seconds | None = None
+    reconnect_max_delay: Seconds | None = None
+    tls_ca_file: ConfigPath | None = None
+    tls_cert_file: ConfigPath | None = None
+    tls_key_file: ConfigPath | None = None
+    claim_check_dir: ConfigPath | None = None
+    inline_attachments_max_bytes: int | None = Field(default=None, ge=0)
+    connection_name: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _no_password_in_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("amqp", "amqps"):
+            raise ValueError("expected an amqp:// or amqps:// URL")
+        if parts.password:
+            raise ValueError(
+                "the URL contains a password: keep the user in the URL and give the password "
+                "with password_env or password_file"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _password_source(self) -> AmqpConfig:
+        one_of(self.password_env, self.password_file, "password", required=False)
+        return self
+
+    @property
+    def password(self) -> SecretRef:
+        return SecretRef(self.password_env, self.password_file)
+
+    def settings_overrides(self) -> dict[str, object]:
+        """The ``AmqpSettings`` fields given here (topology and password excluded)."""
+        skip = {"topology", "password_env", "password_file"}
+        return {k: v for k, v in self.model_dump().items() if k not in skip and v is not None}
+
+
+class LocalConfig(Section):
+    type: Literal["spool", "amqp"] = "spool"
+    spool: SpoolConfig | None = None
+    amqp: AmqpConfig | None = None
+
+    @model_validator(mode="after")
+    def _selected_section_given(self) -> LocalConfig:
+        if getattr(self, self.type) is None:
+            raise ValueError(f"local.type is {self.type}: the local.{self.type} section is missing")
+        return self
+
+
+class HubTls(Section):
+    """Certificates are always verified; ``ca_file`` replaces the system's trust store."""
+
+    ca_file: ConfigPath | None = None
+    client_cert: ConfigPath | None = None
+    client_key: ConfigPath | None = None
+    client_key_password_env: EnvName | None = None
+    client_key_password_file: ConfigPath | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> HubTls:
+        one_of(
+            self.client_key_password_env,
+            self.client_key_password_file,
+            "client_key_password",
+            required=False,
+        )
+        if self.client_key is not None and self.client_cert is None:
+            raise ValueError("client_key is given without client_cert")
+        return self
+
+    @property
+    def client_key_password(self) -> SecretRef:
+        return SecretRef(self.client_key_password_env, self.client_key_password_file)
+
+
+class HubTimeouts(Section):
+    connect: Seconds = 5.0
+    read: Seconds = 60.0
+    write: Seconds = 60.0
+    pool: Seconds = 10.0
+
+
+class ZipAttachments(Section):
+    """Zip each attachment before base64, as the national axis library does."""
+
+    default: bool = True
+    peers: dict[OrganId, bool] = Field(default_factory=dict)
+
+    def for_peer(self, organ_id: str) -> bool:
+        return self.peers.get(organ_id, self.default)
+
+
+class HubConfig(Section):
+    type: Literal["vxp"] = "vxp"  # the hub emulator speaks it too
+    endpoint: str
+    systemid: str = Field(min_length=1)
+    secret_env: EnvName | None = None
+    secret_file: ConfigPath | None = None
+    tls: HubTls = HubTls()
+    timeouts: HubTimeouts = HubTimeouts()
+    max_connections: int = Field(default=4, ge=1)
+    allow_plain_http: bool = False  # http:// to a host other than loopback
+    zip_attachments: ZipAttachments = ZipAttachments()
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected an http:// or https:// URL with a host")
+        if parts.username or parts.password:
+            raise ValueError("credentials do not belong in the URL: use secret_env/secret_file")
+        return value
+
+    @model_validator(mode="after")
+    def _secure(self) -> HubConfig:
+        one_of(self.secret_env, self.secret_file, "secret", required=True)
+        host = urlsplit(self.endpoint).hostname or ""
+        if urlsplit(self.endpoint).scheme == "http" and not (
+            _is_loopback(host) or self.allow_plain_http
+        ):
+            raise ValueError(
+                f"plain http to {host} would send packages unencrypted: use https "
+                "(or set allow_plain_http: true for a test network)"
+            )
+        return self
+
+    @property
+    def secret(self) -> SecretRef:
+        return SecretRef(self.secret_env, self.secret_file)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class StoreConfig(Section):
+    type: Literal["sqlite"] = "sqlite"
+    path: ConfigPath
+    at_rest_key_file: ConfigPath | None = None  # keyring: "<key-id> <base64>" per line
+    at_rest_key_env: EnvName | None = None
+    busy_timeout: Seconds = 30.0
+
+    @model_validator(mode="after")
+    def _key_source(self) -> StoreConfig:
+        if self.at_rest_key_file is None and self.at_rest_key_env is None:
+            raise ValueError(
+                "payloads are encrypted at rest: give at_rest_key_file or at_rest_key_env"
+            )
+        return self
+
+
+class MappingsConfig(Section):
+    dir: ConfigPath
+    default: str = Field(min_length=1)  # mapping for records that name none
+
+
+class KeyConfig(Section):
+    """A signing or decryption identity (``connector.trust.keys.KeySource``)."""
+
+    key: ConfigPath  # PEM/DER private key, or a PKCS#12 file (.p12/.pfx)
+    cert: ConfigPath | None = None
+    chain: list[ConfigPath] = Field(default_factory=list)
+    password_env: EnvName | None = None
+    password_file: ConfigPath | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> KeyConfig:
+        one_of(self.password_env, self.password_file, "password", required=False)
+        if self.cert is None and self.key.suffix.lower() not in (".p12", ".pfx"):
+            raise ValueError("cert is required unless key is a PKCS#12 file (.p12/.pfx)")
+        return self
+
+    @property
+    def password(self) -> SecretRef:
+        return SecretRef(self.password_env, self.password_file)
+
+
+class StampConfig(Section):
+    visible: bool = True
+    page: int = -1  # -1: the last page
+    font_file: ConfigPath | None = None  # TrueType/OpenType font for Vietnamese text
+
+
+class PdfPolicyConfig(Section):
+    """``connector.trust.pdf_policy.PdfPolicy`` for one direction."""
+
+    main_requires_personal: bool = True
+    main_requires_seal: bool = True  # outbound: add it; inbound: must carry it
+    attachments_require_seal: bool = True  # outbound: add it; inbound: must carry it
+    seal_must_match_sender: bool = False  # inbound
+    stamp: StampConfig = StampConfig()  # outbound
+
+
+class PdfPolicies(Section):
+    outbound: PdfPolicyConfig = PdfPolicyConfig()
+    inbound: PdfPolicyConfig = PdfPolicyConfig()
+
+
+class XmlSignaturePolicy(Section):
+    legacy_placeholder: Literal["accept", "refuse"] = "accept"  # QCVN-namespace Signature only
+    unsigned: Literal["accept", "refuse"] = "refuse"  # no signature element at all
+
+
+class TrustConfig(Section):
+    seal: KeyConfig  # the organisation's seal: PDF seals
+    xml_signer: KeyConfig | None = None  # the package XML-DSig; None: the seal identity
+    trust_dir: ConfigPath  # trust anchors and helper CA certificates (PEM files)
+    crl_dir: ConfigPath | None = None
+    revocation: Literal["soft-fail", "hard-fail", "require"] = "hard-fail"
+    fetch_revocation: bool = False  # fetch CRLs/OCSP over the network
+    fetch_timeout: Seconds = 10.0
+    xml_signature: XmlSignaturePolicy = XmlSignaturePolicy()
+    pdf: PdfPolicies = PdfPolicies()
+
+
+class EncryptionConfig(Section):
+    """Attachment encryption per destination; certificates by OrganId."""
+
+    default: EncryptionPolicy = "when-possible"
+    destinations: dict[OrganId, EncryptionPolicy] = Field(default_factory=dict)
+    certificates: dict[OrganId, ConfigPath] = Field(default_factory=dict)
+    certificates_dir: ConfigPath | None = None  # <OrganId>.pem files, besides the list above
+    decryption_key: KeyConfig | None = None  # ours, for packages encrypted to us
+
+    def policy_for(self, organ_id: str) -> EncryptionPolicy:
+        return self.destinations.get(organ_id, self.default)
+
+    def certificate_for(self, organ_id: str) -> Path | None:
+        if organ_id in self.certificates:
+            return self.certificates[organ_id]
+        if self.certificates_dir is not None:
+            candidate = self.certificates_dir / f"{organ_id}.pem"
+            if candidate.is_file():
+                return candidate
+        return None
+
+
+class WorkersConfig(Section):
+    pool_size: int = Field(default=0, ge=0)  # 0: one per CPU core
+    kind: Literal["process", "thread"] = "process"
+
+    def effective_size(self) -> int:
+        return self.pool_size or os.cpu_count() or 1
+
+
+class RetryConfig(Section):
+    """``connector.daemon.retry.RetryPolicy``."""
+
+    max_attempts: int = Field(default=8, ge=1)
+    base_delay: Seconds = 2.0
+    max_delay: Seconds = 900.0
+    jitter: float = Field(default=0.5, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RetryConfig:
+        if self.max_delay < self.base_delay:
+            raise ValueError("max_delay must be at least base_delay")
+        return self
+
+
+class PollingConfig(Section):
+    hub_interval: Seconds = 5.0  # between inbox polls (documents and statuses)
+    local_wait: Seconds = 1.0  # longest wait for local records in one fetch
+    sender_interval: Seconds = 1.0  # between looks for due packages when idle
+    lease_seconds: Seconds = 120.0  # a claimed package returns if its sender dies
+
+
+class MetricsConfig(Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=9464, ge=0, le=65535)
+
+
+class DeadlinesConfig(Section):
+    """R6: send the day of signing, at the latest the next working morning."""
+
+    holidays: list[dt.date] = Field(default_factory=list)
+    weekend: list[int] = Field(default_factory=lambda: [6, 7])  # ISO weekdays: 6 Sat, 7 Sun
+    next_morning_until: dt.time = dt.time(12, 0)
+
+    @field_validator("next_morning_until", mode="before")
+    @classmethod
+    def _quoted_time(cls, value: object) -> object:
+        if isinstance(value, int):
+            raise ValueError(
+                'write the time in quotes, e.g. "12:00" (unquoted, YAML reads a number)'
+            )
+        return value
+
+    @field_validator("weekend")
+    @classmethod
+    def _weekdays(cls, value: list[int]) -> list[int]:
+        if any(day not in range(1, 8) for day in value):
+            raise ValueError("weekend days are ISO weekdays 1 (Monday) .. 7 (Sunday)")
+        return value
+
+
+class Config(Section):
+    """A whole connector configuration, as loaded by ``connector.config.load_config``."""
+
+    agency: AgencyConfig
+    local: LocalConfig
+    hub: HubConfig
+    store: StoreConfig
+    mappings: MappingsConfig
+    trust: TrustConfig
+    encryption: EncryptionConfig = EncryptionConfig()
+    workers: WorkersConfig = WorkersConfig()
+    retry: RetryConfig = RetryConfig()
+    polling: PollingConfig = PollingConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    deadlines: DeadlinesConfig = DeadlinesConfig()
+    shutdown_timeout: Seconds = 30.0
+
+    _source: Path | None = PrivateAttr(default=None)
+    _lines: dict[str, int] = PrivateAttr(default_factory=dict)
+
+    @property
+    def source(self) -> Path | None:
+        """The file this configuration was loaded from."""
+        return self._source
+
+    def line_of(self, key: str) -> int | None:
+        """The line of a dotted key (or of its nearest written parent) in the source file."""
+        while key:
+            if key in self._lines:
+                return self._lines[key]
+            key = key.rpartition(".")[0]
+        return None
+
+    @property
+    def xml_signer(self) -> KeyConfig:
+        return self.trust.xml_signer or self.trust.seal
