@@ -20,6 +20,7 @@ from lxml import etree
 from connector.edxml.model import EdocPackage, StatusPackage
 from connector.mapping import files
 from connector.mapping import targets as tg
+from connector.mapping.classification import Classification
 from connector.mapping.directory import Directory
 from connector.mapping.paths import JsonPath, XmlPath
 from connector.mapping.spec import CompiledField, CompiledMapping, CompiledSection
@@ -218,17 +219,30 @@ def _new_root(mapping: CompiledMapping, section: CompiledSection) -> Any:
 
 
 def _render(mapping: CompiledMapping, directory: Directory, section: CompiledSection,
-            values: dict[str, Any]) -> LocalDocument:
+            values: dict[str, Any], classification: bool = False) -> LocalDocument:
     reverser = _Reverser(mapping, directory)
     root = _new_root(mapping, section)
-    reverser.section(section, values, _Writer(root))
+    writer = _Writer(root)
+    if classification and mapping.classification.path is not None:
+        # Documents from the interconnect are never state secrets (R2): say so explicitly.
+        writer.put(mapping.classification.path, [public_spelling(mapping)], many=False)
+    reverser.section(section, values, writer)
     body, content_type = _serialise(mapping, root)
     return LocalDocument(body, content_type, tuple(reverser.files))
 
 
 def edoc_to_record(mapping: CompiledMapping, directory: Directory,
                    pkg: EdocPackage) -> LocalDocument:
-    return _render(mapping, directory, mapping.document, _edoc_values(pkg))
+    return _render(mapping, directory, mapping.document, _edoc_values(pkg),
+                   classification=True)
+
+
+def public_spelling(mapping: CompiledMapping) -> str:
+    """How the local format writes "not classified": its own code if it has one."""
+    for local, cls in mapping.classification.values.items():
+        if cls is Classification.PUBLIC:
+            return local
+    return "Thường"
 
 
 def status_to_record(mapping: CompiledMapping, directory: Directory,
