@@ -51,6 +51,7 @@ from typing import Literal, Protocol
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.verification import Criticality, ExtensionPolicy
 from lxml import etree
 from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
 from signxml.exceptions import InvalidCertificate, InvalidDigest, SignXMLException
@@ -86,6 +87,20 @@ _ID_ATTRIBUTES = ("Id", "ID", "id")
 _LOCATION = f"./{{{NS}}}edXMLEnvelope/{{{NS}}}edXMLHeader/"
 
 LegacyPolicy = Literal["accept", "refuse"]
+
+
+def _signing_key_usage(_policy: object, _certificate: object, usage: x509.KeyUsage) -> None:
+    # digitalSignature or nonRepudiation: the trust store's rule for signing certificates.
+    # Also keeps a CA certificate from being taken for the signer.
+    if not (usage.digital_signature or usage.content_commitment):
+        raise ValueError("certificate KeyUsage allows neither digitalSignature nor "
+                         "nonRepudiation")
+
+
+_CA_POLICY = ExtensionPolicy.permit_all().require_present(
+    x509.BasicConstraints, Criticality.AGNOSTIC, None)
+_SIGNER_POLICY = ExtensionPolicy.permit_all().require_present(
+    x509.KeyUsage, Criticality.AGNOSTIC, _signing_key_usage)
 
 
 def _ds(name: str) -> str:
@@ -249,8 +264,12 @@ def verify_package(
         verification_time=at,
     )
     try:
+        # The chain must reach one of our CAs here, but the extension rules are the trust
+        # store's (RFC 5280 path validation, key usage, CRLs, right below): signxml's default
+        # Web-PKI CA profile would refuse government CAs that the trust store accepts.
         result = XMLVerifier().verify(
-            body, ca_pem_file=str(trust.ca_pem_file()), expect_config=config, parser=_parser()
+            body, ca_pem_file=str(trust.ca_pem_file()), expect_config=config, parser=_parser(),
+            ee_policy=_SIGNER_POLICY, ca_policy=_CA_POLICY,
         )
     except InvalidCertificate as exc:
         # signxml's chain check failed: let the trust store say precisely why.
