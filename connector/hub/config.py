@@ -24,7 +24,7 @@ from pydantic import (
 from connector.errors import ConfigurationError
 from connector.interconnect.credentials import Secret
 
-CALLS = (
+VXP_CALLS = (
     "sendEdoc",
     "getReceivedEdocList",
     "getEdoc",
@@ -32,6 +32,14 @@ CALLS = (
     "getSentEdocList",
     "getAgenciesList",
 )
+REST_CALLS = (
+    "sendDocument",
+    "getPendingDocIds",
+    "getDocument",
+    "confirmReceived",
+    "getOrganizations",
+)
+CALLS = VXP_CALLS + REST_CALLS
 Call = Literal[
     "sendEdoc",
     "getReceivedEdocList",
@@ -39,6 +47,11 @@ Call = Literal[
     "updateStatus",
     "getSentEdocList",
     "getAgenciesList",
+    "sendDocument",
+    "getPendingDocIds",
+    "getDocument",
+    "confirmReceived",
+    "getOrganizations",
 ]
 
 

@@ -24,11 +24,13 @@ from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
 from connector.errors import ConfigurationError
-from connector.hub.config import CALLS, HubConfig, TlsSettings
+from connector.hub.config import CALLS, REST_CALLS, VXP_CALLS, HubConfig, TlsSettings
+from connector.hub.edoc_api import EdocRestService
 from connector.hub.faults import Action, FaultInjector
-from connector.hub.service import Answer, Refused, VxpService, fail
+from connector.hub.service import Answer, Api, Refused, VxpService, fail
 from connector.hub.store import Delivery, HubStore, StoredPackage
 
 log = logging.getLogger(__name__)
@@ -115,17 +117,23 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("hub http: " + format, *args)
 
     def do_GET(self) -> None:
-        if self.path.rstrip("/").endswith("/healthz"):
+        if self.path.split("?", 1)[0].rstrip("/").endswith("/healthz"):
             self._send(Answer(200, {"status": "OK"}))
         else:
-            self._send(fail("404", "use POST with a VXP call name", 404))
+            self._serve("GET")
 
     def do_POST(self) -> None:
+        self._serve("POST")
+
+    def _serve(self, method: str) -> None:
         emulator = self.server.emulator
-        call = self.path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
-        if call not in CALLS:
+        path, _, query = self.path.partition("?")
+        call = path.rstrip("/").rsplit("/", 1)[-1]
+        api = emulator.api_for(call)
+        if api is None or method not in api.methods(call):
             self._drain_or_close()
-            self._finish(call, "", fail("404", f"unknown call {call!r}", 404), "")
+            answer = fail("404", f"no {method} call {call!r}", 404)
+            self._finish(call, "", answer, "")
             return
         body = self._read_body(emulator.config.max_package_bytes + _MULTIPART_OVERHEAD)
         if body is None:
@@ -134,37 +142,24 @@ class _Handler(BaseHTTPRequestHandler):
         if decision.delay_s > 0:
             time.sleep(decision.delay_s)
         if decision.action == "error":
-            self._finish(
-                call,
-                "",
-                fail(str(decision.status), "injected fault", decision.status),
-                "error",
-            )
+            answer = api.failure(str(decision.status), "injected fault", decision.status)
+            self._finish(call, "", answer, "error")
             return
         if decision.action == "drop_before":
             self._drop(call, "", "drop_before")
             return
+        caller = ""
         try:
-            account, params = emulator.service.authenticate(
-                self.headers.get, list(self.headers.keys())
-            )
-        except Refused as refused:
-            self._finish(call, "", refused.answer, "")
-            return
-        try:
-            files: dict[str, bytes] = {}
-            if call == "sendEdoc":
-                files = self._multipart(body, emulator.config.max_package_bytes)
-            answer = emulator.service.handle(call, account, params, files)
+            answer, caller = api.serve(call, self.headers, body, parse_qs(query))
         except Refused as refused:
             answer = refused.answer
         except Exception:
             log.exception("hub: %s failed", call)
-            answer = fail("500", "internal error of the hub emulator", 500)
+            answer = api.failure("500", "internal error of the hub emulator", 500)
         if decision.action == "drop_after":
-            self._drop(call, account.systemid, "drop_after")
+            self._drop(call, caller, "drop_after")
             return
-        self._finish(call, account.systemid, answer, "latency" if decision.delay_s else "")
+        self._finish(call, caller, answer, "latency" if decision.delay_s else "")
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -197,21 +192,6 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self.close_connection = True
 
-    def _multipart(self, body: bytes, limit: int) -> dict[str, bytes]:
-        content_type = self.headers.get("Content-Type") or ""
-        boundary = ""
-        for part in content_type.split(";")[1:]:
-            key, _, value = part.strip().partition("=")
-            if key.lower() == "boundary":
-                boundary = value.strip('"')
-        if not content_type.lower().startswith("multipart/form-data") or not boundary:
-            raise Refused(fail("1000", "sendEdoc needs a multipart/form-data body", 400))
-        files = parse_multipart(body, boundary.encode("latin-1"))
-        data = files.get("file_doc")
-        if data is not None and len(data) > limit:
-            raise Refused(fail("413", f"file_doc larger than {limit} bytes", 413))
-        return files
-
     def _drop(self, call: str, systemid: str, fault: str) -> None:
         """Close the connection without an answer (RST, as a crashed proxy would)."""
         self.server.emulator.record(RequestRecord(call, systemid, 0, "", fault))
@@ -222,7 +202,8 @@ class _Handler(BaseHTTPRequestHandler):
             )
 
     def _finish(self, call: str, systemid: str, answer: Answer, fault: str) -> None:
-        code = str(answer.body.get("ErrorCode", ""))
+        body = answer.body
+        code = str(body.get("ErrorCode", body.get("code", ""))) if isinstance(body, dict) else ""
         self.server.emulator.record(RequestRecord(call, systemid, answer.http_status, code, fault))
         self._send(answer)
 
@@ -239,30 +220,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
 
-def parse_multipart(body: bytes, boundary: bytes) -> dict[str, bytes]:
-    """The named parts of a multipart/form-data body (last one wins for repeated names)."""
-    parts: dict[str, bytes] = {}
-    delimiter = b"--" + boundary
-    for chunk in body.split(delimiter)[1:]:
-        if chunk.startswith(b"--"):
-            break
-        head, separator, content = chunk.partition(b"\r\n\r\n")
-        if not separator:
-            continue
-        if content.endswith(b"\r\n"):
-            content = content[:-2]
-        name = None
-        for line in head.decode("latin-1").split("\r\n"):
-            if line.lower().startswith("content-disposition:"):
-                for item in line.split(";")[1:]:
-                    key, _, value = item.strip().partition("=")
-                    if key.lower() == "name":
-                        name = value.strip('"')
-        if name:
-            parts[name] = content
-    return parts
-
-
 class HubEmulator:
     """An in-process hub: ``start()`` serves in a background thread and returns the base URL.
 
@@ -277,6 +234,7 @@ class HubEmulator:
         self.store = HubStore(config.db)
         try:
             self.service = VxpService(config, self.store, self.faults)
+            self.rest = EdocRestService(self.service.router, self.service.accounts)
         except BaseException:
             self.store.close()
             raise
@@ -284,6 +242,13 @@ class HubEmulator:
         self._thread: threading.Thread | None = None
         self._requests: deque[RequestRecord] = deque(maxlen=10_000)
         self._requests_lock = threading.Lock()
+
+    def api_for(self, call: str) -> Api | None:
+        if call in VXP_CALLS:
+            return self.service
+        if call in REST_CALLS:
+            return self.rest
+        return None
 
     def start(self) -> str:
         if self._server is not None:

@@ -19,10 +19,12 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from email.message import Message
+from typing import Any, Protocol
 
 from connector.hub.config import Account, HubConfig
 from connector.hub.faults import FaultInjector
+from connector.hub.multipart import boundary_of, parse_multipart
 from connector.hub.routing import Router, parse_recipients
 from connector.hub.store import HubStore
 from connector.interconnect import vxp_wire
@@ -37,8 +39,22 @@ MESSAGE_TYPES = ("edoc", "status")
 @dataclass(frozen=True)
 class Answer:
     http_status: int
-    body: dict[str, Any]
+    body: Any  # JSON-serialisable
     headers: dict[str, str] = field(default_factory=dict)
+
+
+class Api(Protocol):
+    """One protocol the emulator speaks; the server applies faults around ``serve``."""
+
+    def methods(self, call: str) -> tuple[str, ...]: ...
+
+    def serve(
+        self, call: str, headers: Message, body: bytes, query: dict[str, list[str]]
+    ) -> tuple[Answer, str]:
+        """The answer and the caller's systemid; raises ``Refused`` to stop early."""
+        ...
+
+    def failure(self, code: str, description: str, http_status: int) -> Answer: ...
 
 
 def ok(**extra: Any) -> Answer:
@@ -53,7 +69,7 @@ class Refused(Exception):
     """The request ends here with ``answer`` (used for authentication and bad requests)."""
 
     def __init__(self, answer: Answer) -> None:
-        super().__init__(answer.body.get("ErrorDesc", ""))
+        super().__init__(str(answer.http_status))
         self.answer = answer
 
 
@@ -62,11 +78,35 @@ class VxpService:
         self.config = config
         self.store = store
         self.faults = faults
-        self._accounts: dict[str, tuple[Account, Secret]] = {
+        self.accounts: dict[str, tuple[Account, Secret]] = {
             a.systemid: (a, a.resolve_secret()) for a in config.accounts
         }
         self.router = Router(config, store, faults)
         self._window = dt.timedelta(seconds=config.timestamp_window_seconds)
+
+    # -- Api ------------------------------------------------------------------------------
+
+    def methods(self, call: str) -> tuple[str, ...]:
+        return ("POST",)
+
+    def failure(self, code: str, description: str, http_status: int) -> Answer:
+        return fail(code, description, http_status)
+
+    def serve(
+        self, call: str, headers: Message, body: bytes, query: dict[str, list[str]]
+    ) -> tuple[Answer, str]:
+        account, params = self.authenticate(headers.get, list(headers.keys()))
+        files: dict[str, bytes] = {}
+        if call == "sendEdoc":
+            boundary = boundary_of(headers.get("Content-Type") or "")
+            if boundary is None:
+                raise Refused(fail("1000", "sendEdoc needs a multipart/form-data body", 400))
+            files = parse_multipart(body, boundary)
+            data = files.get("file_doc")
+            limit = self.config.max_package_bytes
+            if data is not None and len(data) > limit:
+                raise Refused(fail("413", f"file_doc larger than {limit} bytes", 413))
+        return self.handle(call, account, params, files), account.systemid
 
     # -- authentication -------------------------------------------------------------------
 
@@ -84,11 +124,11 @@ class VxpService:
         except vxp_wire.SignatureRefused as exc:
             log.info("hub: request refused (%s): %s", exc.reason, exc)
             raise Refused(fail("401", f"unauthorized: {exc}", 401)) from None
-        account, _secret = self._accounts[verified.systemid]
+        account, _secret = self.accounts[verified.systemid]
         return account, verified.params
 
     def _secret_for(self, systemid: str) -> Secret | None:
-        found = self._accounts.get(systemid)
+        found = self.accounts.get(systemid)
         return found[1] if found else None
 
     # -- calls ----------------------------------------------------------------------------

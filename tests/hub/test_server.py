@@ -9,7 +9,7 @@ import pytest
 
 from connector.errors import PermanentError, TransientError
 from connector.hub import HubEmulator
-from connector.hub.server import parse_multipart
+from connector.hub.multipart import parse_multipart
 from connector.interconnect import VxpClient
 from connector.interconnect import vxp_wire as w
 from tests.hub.harness import (
