@@ -186,13 +186,13 @@ def _command(**changes: object) -> bytes:
 
 
 def test_command_01_is_refused(mappings: MappingSet) -> None:
-    with pytest.raises(RecordError, match="01 .* is sent by the connector itself"):
+    with pytest.raises(RecordError, match=r"01 .* is sent by the connector itself"):
         mappings.get("qlvb-json").command_to_status(_command(ma_trang_thai="01"),
                                                     own=mappings.directory.find("SNV"))
 
 
 def test_command_13_only_from_the_original_sender(mappings: MappingSet) -> None:
-    with pytest.raises(RecordError, match="13 .* original sender"):
+    with pytest.raises(RecordError, match=r"13 .* original sender"):
         mappings.get("qlvb-json").command_to_status(_command(ma_trang_thai="13"),
                                                     own=mappings.directory.find("SNV"))
 

@@ -1,0 +1,49 @@
+"""The command line: connector map / connector mappings check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from connector.cli import main
+
+from .conftest import DIRECTORY_FILE, EXAMPLES, MAPPINGS, SPOOL
+
+BASE = ["--dir", str(MAPPINGS), "--directory", str(DIRECTORY_FILE)]
+
+
+def test_map_prints_a_valid_package(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    rc = main(["map", "--mapping", "legacy-xml", *BASE, "--attachments-dir", str(SPOOL),
+               str(EXAMPLES / "legacy-xml" / "03-attachments.xml")])
+    out = capsysbinary.readouterr().out
+    assert rc == 0 and b"<edXML:CodeNotation>KH-SNV</edXML:CodeNotation>" in out
+
+
+def test_map_refuses_secret(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["map", "--mapping", "qlvb-json", *BASE,
+               str(EXAMPLES / "qlvb-json" / "08-secret.json")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "secret_document" in err and "Tối mật" in err
+
+
+def test_map_reverse_and_command(tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    rc = main(["map", "--mapping", "qlvb-json", *BASE, "--reverse", "--files-dir",
+               str(tmp_path), str(EXAMPLES / "qlvb-json" / "03-attachments.edxml")])
+    out = capsysbinary.readouterr().out
+    assert rc == 0 and b'"so": "45"' in out
+    assert (tmp_path / "45-KH-SNV.signed.pdf").read_bytes().startswith(b"%PDF-")
+    rc = main(["map", "--mapping", "qlvb-json", *BASE, "--command", "--own", "SNV",
+               str(EXAMPLES / "qlvb-json" / "20-command-accepted.json")])
+    assert rc == 0 and b"<edXML:StatusCode>03</edXML:StatusCode>" in capsysbinary.readouterr().out
+
+
+def test_mappings_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["mappings", "check", *BASE]) == 0
+    assert "OK  " in capsys.readouterr().out
+    (tmp_path / "good.yaml").write_text((MAPPINGS / "qlvb-json.yaml").read_text("utf-8"), "utf-8")
+    (tmp_path / "bad.yaml").write_text("mapping: 1\nname: bad\nrecord: {syntax: csv, id: x}\n",
+                                       "utf-8")
+    rc = main(["mappings", "check", "--dir", str(tmp_path), "--directory", str(DIRECTORY_FILE)])
+    out = capsys.readouterr().out
+    assert rc == 1 and "bad.yaml:3" in out and "ERROR" in out
