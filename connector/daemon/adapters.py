@@ -39,20 +39,32 @@ class MappingAdapter:
     def package_to_delivery(self, package: EdocPackage, delivery_id: str) -> LocalDelivery:
         document = self.mappings.get(self.inbound_format).package_to_record(package)
         return LocalDelivery(
-            delivery_id=delivery_id, kind=DeliveryKind.DOCUMENT, body=document.body,
-            content_type=document.content_type, attachments=document.files,
-            headers={"document-id": package.document_id, "from": package.from_.organ_id,
-                     "priority": str(package.priority),
-                     "business-doc-type": str(int(package.business_doc_type))},
+            delivery_id=delivery_id,
+            kind=DeliveryKind.DOCUMENT,
+            body=document.body,
+            content_type=document.content_type,
+            attachments=document.files,
+            headers={
+                "document-id": package.document_id,
+                "from": package.from_.organ_id,
+                "priority": str(package.priority),
+                "business-doc-type": str(int(package.business_doc_type)),
+            },
         )
 
     def status_to_delivery(self, package: StatusPackage, delivery_id: str) -> LocalDelivery:
         document = self.mappings.get(self.inbound_format).status_to_event(package)
         return LocalDelivery(
-            delivery_id=delivery_id, kind=DeliveryKind.STATUS, body=document.body,
-            content_type=document.content_type, attachments=document.files,
-            headers={"document-id": package.document_id, "from": package.from_.organ_id,
-                     "status-code": package.status_code.value},
+            delivery_id=delivery_id,
+            kind=DeliveryKind.STATUS,
+            body=document.body,
+            content_type=document.content_type,
+            attachments=document.files,
+            headers={
+                "document-id": package.document_id,
+                "from": package.from_.organ_id,
+                "status-code": package.status_code.value,
+            },
         )
 
 
@@ -87,8 +99,7 @@ class PdfAdapter:
                 result.append(item)  # PAdES applies to PDFs; other files travel as they are
                 continue
             role = Role.MAIN if index == 0 else Role.ATTACHMENT
-            sealed = seal_outbound(item.data, role, self.seal, trust, self.outbound,
-                                   name=item.name)
+            sealed = seal_outbound(item.data, role, self.seal, trust, self.outbound, name=item.name)
             result.append(dataclasses.replace(item, data=sealed))
         return tuple(result)
 
@@ -130,8 +141,12 @@ class VerifierAdapter:
     unsigned_policy: LegacyPolicy = "refuse"
 
     def verify(self, package_bytes: bytes) -> Verified:
-        result = verify_package(package_bytes, self.trust, legacy_policy=self.legacy_policy,
-                                unsigned_policy=self.unsigned_policy)
+        result = verify_package(
+            package_bytes,
+            self.trust,
+            legacy_policy=self.legacy_policy,
+            unsigned_policy=self.unsigned_policy,
+        )
         notes = [f"{d.code}: {d.message}" for d in result.decisions]
         if result.signed:
             notes.insert(0, f"XML signature valid, signer {result.signer_subject}")
@@ -142,8 +157,9 @@ class VerifierAdapter:
 class NoEncryption:
     """Encryption policy ``off`` everywhere."""
 
-    def encrypt_for(self, attachments: Sequence[Attachment],
-                    recipients: Sequence[str]) -> tuple[Attachment, ...]:
+    def encrypt_for(
+        self, attachments: Sequence[Attachment], recipients: Sequence[str]
+    ) -> tuple[Attachment, ...]:
         return tuple(attachments)
 
     def decrypt(self, attachments: Sequence[Attachment]) -> tuple[Attachment, ...]:

@@ -1,0 +1,42 @@
+"""Running a built connector: its worker threads under the supervisor.
+
+Three workers: ``intake`` (local records and commands → signed packages), ``sender``
+(packages → hub, urgent first) and ``inbound`` (hub inbox → local side, statuses both
+ways). The supervisor gives them a bounded graceful shutdown and takes the process down if
+one dies. This module starts and stops; the work itself is in the pipeline modules.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from connector.daemon import inbound, outbound, sender
+from connector.daemon.lifecycle import Supervisor
+from connector.daemon.wiring import Runtime
+
+log = logging.getLogger("connector.run")
+
+
+def supervise(runtime: Runtime) -> Supervisor:
+    services = runtime.services
+    supervisor = Supervisor(shutdown_timeout=runtime.config.shutdown_timeout)
+
+    def intake_worker(stop: threading.Event) -> None:
+        resumed = outbound.resume_accepted(services)
+        if resumed:
+            log.info("resumed %d package(s) left half-prepared", resumed)
+        outbound.intake_loop(services, stop)
+
+    supervisor.add("intake", intake_worker)
+    supervisor.add("sender", lambda stop: sender.sender_loop(services, stop))
+    supervisor.add("inbound", lambda stop: inbound.inbound_loop(services, stop))
+    supervisor.on_stop.append(runtime.close)
+    return supervisor
+
+
+def run(runtime: Runtime, *, install_signals: bool = True) -> int:
+    agency = runtime.services.agency
+    where = runtime.metrics_server.url if runtime.metrics_server else "metrics off"
+    log.info("connector for %s (%s) running; %s", agency.organ_id, agency.organ_name, where)
+    return supervise(runtime).run(install_signals=install_signals)

@@ -1,0 +1,344 @@
+"""Building a running connector from its configuration: every part made once, at start.
+
+Keys are loaded once, schemas compiled once, the trust store read once; the worker pool's
+processes each load their own copy of the seal key. Anything that cannot be built is a
+``ConfigurationError`` naming the part, raised before any message is touched. This module
+wires; it must not process messages.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from connector import __version__
+from connector.config_schema import AmqpConfig, Config, KeyConfig, PdfPolicyConfig
+from connector.daemon.adapters import (
+    MappingAdapter,
+    PdfAdapter,
+    SignerAdapter,
+    VerifierAdapter,
+)
+from connector.daemon.ports import Services, Timing
+from connector.daemon.retry import RetryPolicy
+from connector.edxml.model import Attachment, Organization
+from connector.errors import ConfigurationError
+from connector.interconnect.credentials import Secret
+from connector.interconnect.vxp import VxpClient, VxpSettings
+from connector.local.amqp_settings import AmqpSettings, AmqpTopology
+from connector.local.base import Intake, Sink
+from connector.mapping import load_directory, load_mappings
+from connector.metrics import ConnectorMetrics, StoreSnapshot
+from connector.metrics_http import MetricsServer, MetricsSettings
+from connector.store.api import state_mapping
+from connector.store.sqlite import SqliteStore
+from connector.trust import payload
+from connector.trust.atrest import PayloadCipher
+from connector.trust.keys import KeySource, SigningIdentity, load_certificate
+from connector.trust.pdf_policy import PdfPolicy
+from connector.trust.pdf_seal import StampOptions
+from connector.trust.truststore import TrustStore
+
+log = logging.getLogger("connector.wiring")
+
+
+def key_source(config: KeyConfig) -> KeySource:
+    return KeySource(
+        key=config.key,
+        cert=config.cert,
+        chain=tuple(config.chain),
+        password_env=config.password_env,
+        password_file=config.password_file,
+    )
+
+
+def pdf_policy(config: PdfPolicyConfig) -> PdfPolicy:
+    return PdfPolicy(
+        main_requires_personal=config.main_requires_personal,
+        main_requires_seal=config.main_requires_seal,
+        attachments_require_seal=config.attachments_require_seal,
+        seal_must_match_sender=config.seal_must_match_sender,
+        stamp=StampOptions(visible=config.stamp.visible),
+    )
+
+
+@dataclass
+class EncryptionAdapter:
+    """Encrypts attachments per destination policy; decrypts with our encryption key."""
+
+    policies: Callable[[str], payload.EncryptionPolicy]
+    certificates: dict[str, x509.Certificate]
+    trust: TrustStore
+    decryption: SigningIdentity | None = None
+
+    def encrypt_for(
+        self, attachments: Sequence[Attachment], recipients: Sequence[str]
+    ) -> tuple[Attachment, ...]:
+        if not attachments:
+            return ()
+        destinations = [
+            payload.Destination(organ_id, self.policies(organ_id), self.certificates.get(organ_id))
+            for organ_id in recipients
+        ]
+        outcome = payload.encrypt_attachments(
+            attachments,
+            destinations,
+            trust=self.trust,
+            sender_certificate=self.decryption.certificate if self.decryption else None,
+        )
+        return outcome.attachments
+
+    def decrypt(self, attachments: Sequence[Attachment]) -> tuple[Attachment, ...]:
+        if not any(payload.is_encrypted(a) for a in attachments):
+            return tuple(attachments)
+        if self.decryption is None:
+            from connector.errors import PermanentError
+
+            raise PermanentError(
+                "the package is encrypted but no decryption key is configured",
+                reason="decrypt_failed",
+            )
+        return payload.decrypt_attachments(
+            attachments, self.decryption.private_key, self.decryption.certificate
+        )
+
+
+def _encryption(config: Config, trust: TrustStore) -> EncryptionAdapter:
+    section = config.encryption
+    certificates: dict[str, x509.Certificate] = {}
+    for organ_id, path in section.certificates.items():
+        certificates[organ_id] = load_certificate(path)
+    if section.certificates_dir is not None and section.certificates_dir.is_dir():
+        for path in sorted(section.certificates_dir.glob("*.pem")):
+            certificates.setdefault(path.stem, load_certificate(path))
+    decryption = key_source(section.decryption_key).load() if section.decryption_key else None
+    return EncryptionAdapter(
+        policies=lambda organ_id: payload.EncryptionPolicy(section.policy_for(organ_id)),
+        certificates=certificates,
+        trust=trust,
+        decryption=decryption,
+    )
+
+
+def _agency(config: Config) -> Organization:
+    if config.agency.directory is not None:
+        found = load_directory(config.agency.directory).by_organ_id(config.agency.organ_id)
+        if found is not None:
+            return found
+    return Organization(config.agency.organ_id, organ_name=config.agency.name)
+
+
+def _hub(config: Config) -> VxpClient:
+    hub = config.hub
+    secret = (
+        Secret.from_env(hub.secret_env)
+        if hub.secret_env
+        else Secret.from_file(hub.secret_file or Path("/nonexistent"))
+    )
+    password = hub.tls.client_key_password
+    return VxpClient(
+        VxpSettings(
+            endpoint=hub.endpoint,
+            systemid=hub.systemid,
+            secret=secret,
+            ca_file=str(hub.tls.ca_file) if hub.tls.ca_file else None,
+            client_cert=str(hub.tls.client_cert) if hub.tls.client_cert else None,
+            client_key=str(hub.tls.client_key) if hub.tls.client_key else None,
+            client_key_password=Secret(password.read(), source=password.describe())
+            if password.given
+            else None,
+            connect_timeout=hub.timeouts.connect,
+            read_timeout=hub.timeouts.read,
+            write_timeout=hub.timeouts.write,
+            pool_timeout=hub.timeouts.pool,
+            max_connections=hub.max_connections,
+        )
+    )
+
+
+def _local(config: Config, metrics: ConnectorMetrics) -> tuple[Intake, Sink, Callable[[], None]]:
+    if config.local.type == "amqp":
+        from connector.local.amqp import AmqpLocalSide
+
+        assert config.local.amqp is not None
+        side = AmqpLocalSide(amqp_settings(config.local.amqp), metrics=metrics)
+        side.start()
+        return side, side, side.close
+    from connector.local.spool import SpoolFolder
+
+    assert config.local.spool is not None
+    spool = SpoolFolder.from_config(config.local.spool)
+    return spool, spool, lambda: None
+
+
+def amqp_settings(section: AmqpConfig) -> AmqpSettings:
+    """``AmqpSettings`` from the configuration: names get the prefix unless given in full."""
+    defaults = AmqpTopology()
+    names: dict[str, Any] = {}
+    for item in dataclasses.fields(AmqpTopology):
+        default = getattr(defaults, item.name)
+        if isinstance(default, str) and section.topology.prefix:
+            names[item.name] = section.topology.prefix + default
+    names.update(
+        {k: v for k, v in section.topology.model_dump().items() if v is not None and k != "prefix"}
+    )
+    password = section.password.read().decode("utf-8") if section.password.given else None
+    return AmqpSettings(
+        **section.settings_overrides(),  # type: ignore[arg-type]
+        topology=dataclasses.replace(defaults, **names),
+        password=password,
+    )
+
+
+@dataclass
+class Runtime:
+    config: Config
+    services: Services
+    metrics: ConnectorMetrics
+    metrics_server: MetricsServer | None = None
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for closer in reversed(self.closers):
+            try:
+                closer()
+            except Exception as exc:  # one failing close must not hide the others
+                log.warning("error while closing: %s", exc)
+
+
+def build(
+    config: Config, *, fault_hook: Callable[[str], None] | None = None, start_metrics: bool = True
+) -> Runtime:
+    metrics = ConnectorMetrics(version=__version__)
+    closers: list[Callable[[], None]] = []
+    cipher = PayloadCipher.from_sources(
+        key_file=config.store.at_rest_key_file, key_env=config.store.at_rest_key_env
+    )
+    config.store.path.parent.mkdir(parents=True, exist_ok=True)
+    store = SqliteStore(config.store.path, cipher, busy_timeout=config.store.busy_timeout)
+    closers.append(store.close)
+    metrics.set_component_up("store", True)
+    agency = _agency(config)
+    directory = config.agency.directory or config.mappings.dir / "directory.yaml"
+    mappings = load_mappings(config.mappings.dir, directory, default=config.mappings.default)
+    trust = TrustStore.from_dirs(
+        config.trust.trust_dir,
+        config.trust.crl_dir,
+        revocation_mode=config.trust.revocation,
+        fetch_revocation=config.trust.fetch_revocation,
+        fetch_timeout=config.trust.fetch_timeout,
+    )
+    seal = key_source(config.trust.seal)
+    seal_identity = seal.load()
+    xml_identity = key_source(config.xml_signer).load()
+    for role, certificate in (
+        ("seal", seal_identity.certificate),
+        ("xml_signer", xml_identity.certificate),
+    ):
+        metrics.set_certificate_expiry(role, certificate.not_valid_after_utc)
+    encryption = _encryption(config, trust)
+    if encryption.decryption is not None:
+        metrics.set_certificate_expiry(
+            "encryption", encryption.decryption.certificate.not_valid_after_utc
+        )
+    hub = _hub(config)
+    closers.append(hub.close)
+    intake, sink, close_local = _local(config, metrics)
+    closers.append(close_local)
+    pool: concurrent.futures.Executor
+    if config.workers.kind == "process":
+        pool = concurrent.futures.ProcessPoolExecutor(config.workers.effective_size())
+    else:
+        pool = concurrent.futures.ThreadPoolExecutor(config.workers.effective_size())
+    closers.append(lambda: pool.shutdown(wait=False, cancel_futures=True))
+    spool_dir = None
+    if config.local.spool is not None:
+        spool_dir = config.local.spool.root
+    services = Services(
+        agency=agency,
+        store=store,
+        hub=hub,
+        intake=intake,
+        sink=sink,
+        mapper=MappingAdapter(mappings, agency, attachments_dir=spool_dir),
+        pdf=PdfAdapter(
+            seal=seal,
+            trust_dir=str(config.trust.trust_dir),
+            crl_dir=str(config.trust.crl_dir) if config.trust.crl_dir else None,
+            outbound=pdf_policy(config.trust.pdf.outbound),
+            inbound=pdf_policy(config.trust.pdf.inbound),
+        ),
+        crypto=encryption,
+        signer=SignerAdapter(xml_identity),
+        verifier=VerifierAdapter(
+            trust,
+            config.trust.xml_signature.legacy_placeholder,
+            config.trust.xml_signature.unsigned,
+        ),
+        pool=pool,
+        metrics=metrics,
+        retry=RetryPolicy(
+            config.retry.max_attempts,
+            config.retry.base_delay,
+            config.retry.max_delay,
+            config.retry.jitter,
+        ),
+        timing=Timing(
+            poll_interval=config.polling.hub_interval,
+            intake_timeout=config.polling.local_wait,
+            sender_idle=config.polling.sender_interval,
+            lease_seconds=config.polling.lease_seconds,
+        ),
+        zip_attachments=config.hub.zip_attachments.default,
+        holidays=frozenset(config.deadlines.holidays),
+        worker_id=f"{config.agency.organ_id}:{time.time_ns()}",
+        fault_hook=fault_hook,
+    )
+    metrics.use_store_snapshot(lambda: _snapshot(store))
+    runtime = Runtime(config, services, metrics, closers=closers)
+    if start_metrics and config.metrics.enabled:
+        server = MetricsServer(
+            metrics, MetricsSettings(True, config.metrics.host, config.metrics.port)
+        )
+        server.start()
+        runtime.metrics_server = server
+        closers.append(server.stop)
+    return runtime
+
+
+def _snapshot(store: SqliteStore) -> StoreSnapshot:
+    now = time.time()
+    counts = store.counts()
+    outbox = sum(
+        c.count
+        for c in counts
+        if c.direction.value == "out" and c.state.value in ("ACCEPTED", "READY")
+    )
+    return StoreSnapshot(
+        outbox_packages=outbox,
+        outbox_oldest_age_seconds=store.oldest_outbox_age(now) or 0.0,
+        packages=state_mapping(counts),
+        deadline_late=store.count_past_deadline(now),
+    )
+
+
+def describe(runtime: Runtime) -> dict[str, Any]:
+    """What ``connector check`` prints about a built runtime."""
+    services = runtime.services
+    return {
+        "agency": f"{services.agency.organ_id} ({services.agency.organ_name})",
+        "metrics": runtime.metrics_server.url if runtime.metrics_server else "off",
+    }
+
+
+def require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigurationError(message, reason="config_invalid")
