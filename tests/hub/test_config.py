@@ -57,3 +57,13 @@ def test_duplicate_accounts_and_bad_yaml(tmp_path: Path) -> None:
         load(file)
     with pytest.raises(ConfigurationError, match="cannot read"):
         load(tmp_path / "absent.yaml")
+
+
+def test_shipped_example_config_is_valid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    example = Path(__file__).resolve().parents[2] / "config" / "hub.yaml"
+    monkeypatch.setenv("HUB_SECRET_AGENCY_A", "a" * 32)
+    monkeypatch.setenv("HUB_SECRET_AGENCY_B", "b" * 32)
+    config = load(example, {"port": 0, "db": str(tmp_path / "hub.sqlite")})
+    assert {a.systemid for a in config.accounts} == {"vxp.agency-a", "vxp.agency-b"}
+    assert {a.organ_id for a in config.accounts} <= {e.code for e in config.directory}
+    assert all(account.resolve_secret() for account in config.accounts)
