@@ -131,7 +131,7 @@ def _read_field(field: CompiledField, source: Source, directory: Directory,
             problems.append(f"{label}: required, but the record has none")
         return groups if target.many else (groups[0] if groups else None)
     raw = _raw_values(field, source)
-    if not raw and "default" in _set_keys(field):
+    if not raw and not blank(field.default):
         raw = [field.default]
     if not raw:
         if field.required:
@@ -148,10 +148,6 @@ def _read_field(field: CompiledField, source: Source, directory: Directory,
             problems.append(f"{label}: {exc}")
             return [] if target.many else None
     return out if target.many else out[0]
-
-
-def _set_keys(field: CompiledField) -> set[str]:
-    return {"default"} if field.default is not None else set()
 
 
 def _raw_values(field: CompiledField, source: Source) -> list[Any]:

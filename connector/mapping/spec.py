@@ -347,6 +347,17 @@ class _Compiler:
                 transforms.append(compile_transform(text, self.tables))
             except TransformSpecError as exc:
                 self.fail((*loc, "transform", i), str(exc), "fix the transform name")
+        last = transforms[-1] if transforms else None
+        if last is not None and last.table is not None and target.kind not in (
+                tg.Kind.ORG, tg.Kind.ORG_ID, tg.Kind.GROUP):
+            from connector.mapping.values import matches_table_value
+
+            wrong = [w for w, _ in last.table.entries if not matches_table_value(target, w)]
+            if wrong:
+                self.fail((*loc, "transform"), f"code table {last.table.name!r} gives "
+                          f"{', '.join(map(repr, wrong))}, not valid for {target.name} "
+                          f"({target.help})", "use the table made for this field, or fix its "
+                          "wire values under tables:")
         sub: dict[str, CompiledField] = {}
         if target.kind is tg.Kind.GROUP:
             if spec.fields is None or spec.path is None:

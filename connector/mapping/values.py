@@ -19,7 +19,7 @@ from connector import timeutil
 from connector.edxml.model import Organization
 from connector.errors import PermanentError
 from connector.mapping import targets as tg
-from connector.mapping.transforms import BUILTIN_TABLES, fold
+from connector.mapping.transforms import BUILTIN_TABLES
 from connector.timeutil import VN_TZ
 
 if TYPE_CHECKING:
@@ -212,7 +212,3 @@ class RecordError(PermanentError):
         via = f" (mapping {mapping!r})" if mapping else ""
         head = f"{who}{via} cannot be mapped: "
         super().__init__(head + "; ".join(self.problems), reason=reason, stage="mapping")
-
-
-def folded_equal(a: Any, b: Any) -> bool:
-    return fold(str(a)) == fold(str(b))

@@ -109,6 +109,13 @@ def test_bad_const_for_an_enum_target(tmp_path: Path) -> None:
     assert "is not one of 1, 2, 3" in str(error)
 
 
+def test_code_table_must_fit_its_field(tmp_path: Path) -> None:
+    error = _broken(tmp_path, 'transform: ["table:steering_type"]',
+                    'transform: ["table:priority"]')
+    assert "code table 'priority' gives '0', '4'" in str(error)
+    assert "not valid for steering_type" in str(error)
+
+
 XML_CASES = [
     ("xpath with predicate", "subject: {path: TrichYeu,", "subject: {path: 'TrichYeu[1]',",
      "not a plain element or attribute name"),
