@@ -1,14 +1,16 @@
 """The hub emulator's HTTP side and its Python API (``HubEmulator``).
 
-A ``ThreadingHTTPServer`` (HTTP/1.1, keep-alive) that turns requests into calls of
-``VxpService`` and applies injected faults around them: latency and 5xx answers before
-anything is processed, connections dropped before processing (the request is lost) or
-after processing (the hub committed but the client never hears it). Requests are
-authenticated after the pre-processing faults, as behind a real overloaded front end.
+A ``ThreadingHTTPServer`` (HTTP/1.1, keep-alive, optionally TLS with client certificates)
+hands each request to the protocol owning its call name -- ``VxpService`` (VXP, §1) or
+``EdocRestService`` (eDoc REST v2, §2) -- and applies injected faults around it: latency
+and 5xx answers before anything is processed, connections dropped before processing (the
+request is lost) or after processing (the hub committed but the client never hears it).
+Requests are authenticated after the pre-processing faults, as behind a real overloaded
+front end.
 
-The paths are the VXP call names appended to any prefix, so the base URL can be used as
-``endpoint`` directly. This module must not contain routing rules (``service``) or SQL
-(``store``).
+The paths are the call names appended to any prefix, so the base URL (or the base URL plus
+``/EdocService``) can be a client's ``endpoint`` directly. This module must not contain
+routing rules (``routing``) or SQL (``store``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import json
 import logging
 import socket
 import ssl
+import struct
 import threading
 import time
 from collections import deque
@@ -135,7 +138,7 @@ class _Handler(BaseHTTPRequestHandler):
             answer = fail("404", f"no {method} call {call!r}", 404)
             self._finish(call, "", answer, "")
             return
-        body = self._read_body(emulator.config.max_package_bytes + _MULTIPART_OVERHEAD)
+        body = self._read_body(api, emulator.config.max_package_bytes + _MULTIPART_OVERHEAD)
         if body is None:
             return
         decision = emulator.faults.decide(call)
@@ -163,10 +166,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- helpers --------------------------------------------------------------------------
 
-    def _read_body(self, limit: int) -> bytes | None:
+    def _read_body(self, api: Api, limit: int) -> bytes | None:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             self.close_connection = True
-            self._send(fail("1000", "chunked bodies are not supported; send Content-Length", 411))
+            self._send(api.failure("1000", "chunked bodies are not supported", 411))
             return None
         try:
             length = int(self.headers.get("Content-Length") or "0")
@@ -174,11 +177,11 @@ class _Handler(BaseHTTPRequestHandler):
             length = -1
         if length < 0:
             self.close_connection = True
-            self._send(fail("1000", "bad Content-Length", 400))
+            self._send(api.failure("1000", "bad Content-Length", 400))
             return None
         if length > limit:
             self.close_connection = True
-            self._send(fail("413", f"request larger than {limit} bytes", 413))
+            self._send(api.failure("413", f"request larger than {limit} bytes", 413))
             return None
         return self.rfile.read(length)
 
@@ -197,9 +200,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.emulator.record(RequestRecord(call, systemid, 0, "", fault))
         self.close_connection = True
         with contextlib.suppress(OSError):
-            self.connection.setsockopt(
-                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
-            )
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
     def _finish(self, call: str, systemid: str, answer: Answer, fault: str) -> None:
         body = answer.body
@@ -274,12 +275,6 @@ class HubEmulator:
         shown = f"[{host}]" if ":" in host else host
         scheme = "https" if self.config.tls else "http"
         return f"{scheme}://{shown}:{port}"
-
-    def serve_forever(self) -> None:
-        """Serve in the calling thread until ``stop()`` (used by the CLI)."""
-        if self._server is None:
-            self._server = _Server((self.config.host, self.config.port), self)
-        self._server.serve_forever(poll_interval=0.2)
 
     def stop(self) -> None:
         server = self._server
