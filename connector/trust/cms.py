@@ -39,6 +39,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.x963kdf import X963KDF
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
@@ -259,7 +260,13 @@ def decrypt(der: bytes, private_key: object, cert: x509.Certificate) -> bytes:
         raise PermanentError(f"envelope tag is {len(tag)} bytes, parameters say {tag_len}",
                              reason="envelope_malformed")
     try:
-        plaintext: bytes = AESGCM(cek).decrypt(nonce, ciphertext + tag, aad or None)
+        # The streaming interface takes the tag apart: no copy of ciphertext + tag.
+        decryptor = Cipher(algorithms.AES(cek), modes.GCM(nonce, tag, min_tag_length=12)
+                           ).decryptor()
+        if aad:
+            decryptor.authenticate_additional_data(aad)
+        plaintext = decryptor.update(ciphertext)
+        plaintext += decryptor.finalize()  # verifies the tag; nothing is returned before
     except InvalidTag:
         raise PermanentError(
             "envelope authentication failed (AES-GCM tag mismatch): the ciphertext, its "
