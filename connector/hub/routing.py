@@ -7,7 +7,9 @@ Routing rules (both protocols):
   be a recipient the package names, and the package then goes to those only. The package
   is what its recipients read, so a header may never route it to someone it does not name.
 * a ``status`` package goes to ``ResponseFor/OrganId``, the original sender of the
-  document; a requested list, if given, must name exactly that OrganId.
+  document; a requested list, if given, must name exactly that OrganId. When the original
+  sender itself sends a status about its document (13, recall request), it goes to the
+  requested OrganIds, or else to every recipient the hub delivered that document to.
 * the package's ``From/OrganId`` must be the calling account's OrganId.
 * recipients must be in the directory unless ``accept_unknown_recipients`` is set.
 * a resend of identical bytes by the same sender and message type is answered with the
@@ -77,10 +79,14 @@ class Router:
                 description=f"package From/OrganId {summary.from_organ_id} is not the sender "
                 f"{sender}",
             )
-        if summary.kind == "status":
-            named: tuple[str, ...] = (
-                (summary.response_for_organ_id,) if summary.response_for_organ_id else ()
+        if summary.kind == "status" and summary.response_for_organ_id == sender:
+            # The original sender reporting on its own document (13, recall request) writes
+            # to the document's recipients: those asked for, else those the hub delivered to.
+            named: tuple[str, ...] = tuple(
+                requested or self.store.recipients_of(sender, summary.document_id)
             )
+        elif summary.kind == "status":
+            named = (summary.response_for_organ_id,) if summary.response_for_organ_id else ()
         else:
             named = tuple(summary.to_organ_ids)
         recipients, problem = route(named, requested)

@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 CREATE INDEX IF NOT EXISTS deliveries_inbox ON deliveries (recipient, state);
 CREATE INDEX IF NOT EXISTS deliveries_doc ON deliveries (doc_id);
+CREATE INDEX IF NOT EXISTS packages_document ON packages (sender, document_id);
 """
 
 
@@ -205,6 +206,16 @@ class HubStore:
             sql += " AND p.message_type=?"
             args += (message_type,)
         return self._deliveries(sql + " ORDER BY p.priority DESC, d.seq", args)
+
+    def recipients_of(self, sender: str, document_id: str) -> list[str]:
+        """Everyone a sender's edoc packages with this DocumentId were delivered to."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT DISTINCT d.recipient FROM deliveries d JOIN packages p USING (doc_id) "
+                "WHERE p.sender=? AND p.document_id=? AND p.message_type='edoc' ORDER BY d.seq",
+                (sender, document_id),
+            ).fetchall()
+        return [str(row[0]) for row in rows]
 
     def deliveries(
         self, *, recipient: str | None = None, sender: str | None = None

@@ -104,3 +104,19 @@ def test_parse_multipart_keeps_bytes_exact() -> None:
         b'--XYZ\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n--XYZ--\r\n'
     )
     assert parse_multipart(body, b"XYZ") == {"file_doc": payload, "note": b"hello"}
+
+
+def test_recall_request_from_the_original_sender_goes_to_the_recipients(
+    hub: HubEmulator, client_a: VxpClient
+) -> None:
+    document_id = f"{A},2026/11/20,13/SNV-VP"
+    client_a.send(edoc_bytes(A, (B, C), document_id=document_id), message_type="edoc", sender=A)
+    recall = status_bytes(A, A, document_id=document_id, code="13")
+    client_a.send(recall, message_type="status", sender=A)
+    assert [d.recipient for d in hub.deliveries() if d.message_type == "status"] == [B, C]
+    again = status_bytes(A, A, document_id=document_id, code="13").replace(b"09:00:00", b"09:05:00")
+    client_a.send(again, message_type="status", sender=A, to=[C])
+    assert len(hub.inbox(C, "status")) == 2 and len(hub.inbox(B, "status")) == 1
+    unknown = status_bytes(A, A, document_id=f"{A},2026/11/20,404/X", code="13")
+    with pytest.raises(PermanentError, match="1005"):
+        client_a.send(unknown, message_type="status", sender=A)
