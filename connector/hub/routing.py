@@ -7,9 +7,11 @@ Routing rules (both protocols):
   be a recipient the package names, and the package then goes to those only. The package
   is what its recipients read, so a header may never route it to someone it does not name.
 * a ``status`` package goes to ``ResponseFor/OrganId``, the original sender of the
-  document; a requested list, if given, must name exactly that OrganId. When the original
-  sender itself sends a status about its document (13, recall request), it goes to the
-  requested OrganIds, or else to every recipient the hub delivered that document to.
+  document; a requested list, if given, must name exactly that OrganId. The national
+  axis' own recall request (status 13, sent by the document's sender) names the addressee
+  there, so the same rule routes it. A status whose ResponseFor/OrganId is the sender
+  itself (a 13 written by the spec's letter) goes to the requested OrganIds, or else to
+  every recipient the hub delivered that document to.
 * the package's ``From/OrganId`` must be the calling account's OrganId.
 * recipients must be in the directory unless ``accept_unknown_recipients`` is set.
 * a resend of identical bytes by the same sender and message type is answered with the
