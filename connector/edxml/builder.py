@@ -261,6 +261,8 @@ def _manifest_reference(writer: _Writer, attachment: Attachment) -> None:
 
 
 def _encoded_attachment(writer: _Writer, attachment: Attachment, zip_it: bool) -> None:
+    # Ciphertext does not compress: an encrypted (S/MIME) attachment is never zipped.
+    zip_it = zip_it and not attachment.content_type.lower().startswith("application/pkcs7-mime")
     data = att.zip_single(attachment.name, attachment.data) if zip_it else attachment.data
     wire_type = att.ZIP_CONTENT_TYPE if zip_it else attachment.content_type
     writer.open("Attachment", prefix="")
