@@ -263,6 +263,12 @@ class HubEmulator:
         )
         self._thread.start()
         log.info("hub emulator listening on %s", self.url)
+        if self.config.host not in ("127.0.0.1", "::1", "localhost"):
+            log.warning(
+                "the hub emulator listens on %s, beyond loopback: it is a test hub with "
+                "injectable faults; do not expose it to a shared network",
+                self.config.host,
+            )
         return self.url
 
     @property
