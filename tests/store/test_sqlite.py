@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -260,6 +261,7 @@ def test_lease_exclusivity_across_threads(store_path: Path, cipher: AesGcmTestCi
         while batch := target.claim(name, limit=3, lease_seconds=300):
             with lock:
                 claimed.extend((name, p.id) for p in batch)
+            time.sleep(0.01)  # "sending": lets the other workers in
 
     threads = [threading.Thread(target=worker, args=(f"w{i}", stores[i % 2])) for i in range(8)]
     for thread in threads:
@@ -267,8 +269,8 @@ def test_lease_exclusivity_across_threads(store_path: Path, cipher: AesGcmTestCi
     for thread in threads:
         thread.join(timeout=60)
     ids = [package_id for _, package_id in claimed]
-    assert len(ids) == 120 and len(set(ids)) == 120
-    assert len({name for name, _ in claimed}) > 1
+    assert len(ids) == 120 and len(set(ids)) == 120, sorted(ids)
+    assert len({name for name, _ in claimed}) > 1, claimed
     for target in stores:
         target.close()
 
