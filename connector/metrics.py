@@ -48,6 +48,7 @@ COMPONENTS = ("broker", "hub", "store")
 DEADLINE_STATES = ("at_risk", "late")
 STAGE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
+_DIRECTION_ALIASES = {"out": "outbound", "in": "inbound"}
 _CODE = re.compile(r"[a-z0-9][a-z0-9_.\-]{0,47}")
 
 
@@ -70,13 +71,25 @@ class LabelGuard:
         return "other"
 
 
+class _DirectionGuard(LabelGuard):
+    """outbound / inbound; the store's short forms out / in are accepted."""
+
+    def __init__(self) -> None:
+        super().__init__(DIRECTIONS)
+
+    def __call__(self, value: object) -> str:
+        text = str(value).strip().lower()
+        return super().__call__(_DIRECTION_ALIASES.get(text, text))
+
+
 @dataclass(frozen=True)
 class StoreSnapshot:
     """What the tracking store reports at each scrape (counts, never document ids)."""
 
     outbox_packages: int = 0  # outbound packages waiting to be sent (new, queued, retrying)
     outbox_oldest_age_seconds: float = 0.0  # age of the oldest of them; 0 when empty
-    packages: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (direction, state)
+    # (direction, kind, state) -> count; direction outbound/inbound (or out/in), kind edoc/status
+    packages: Mapping[tuple[str, str, str], int] = field(default_factory=dict)
     deadline_at_risk: int = 0  # R6: not yet sent, deadline within the warning window
     deadline_late: int = 0  # R6: not yet sent, deadline passed
 
@@ -93,7 +106,7 @@ class ConnectorMetrics:
     ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
-        self._direction = LabelGuard(DIRECTIONS)
+        self._direction = _DirectionGuard()
         self._outcome = LabelGuard((*OUTBOUND_OUTCOMES, *INBOUND_OUTCOMES))
         self._stage = LabelGuard(limit=40)
         self._send_kind = LabelGuard(SEND_KINDS)
@@ -264,6 +277,7 @@ class _StoreCollector(Collector):
 
     def __init__(self, metrics: ConnectorMetrics) -> None:
         self._metrics = metrics
+        self._kind = LabelGuard(SEND_KINDS)
         self._state = LabelGuard(limit=30)
 
     def describe(self) -> Iterable[Metric]:
@@ -285,14 +299,14 @@ class _StoreCollector(Collector):
             value=snapshot.outbox_oldest_age_seconds)
         packages = GaugeMetricFamily(
             "connector_packages",
-            "Tracked packages by direction and state.",
-            labels=["direction", "state"])
-        folded: dict[tuple[str, str], int] = {}
-        for (direction, state), count in sorted(snapshot.packages.items()):
-            key = (self._metrics._direction(direction), self._state(state))
+            "Tracked packages by direction (outbound, inbound), kind (edoc, status) and state.",
+            labels=["direction", "kind", "state"])
+        folded: dict[tuple[str, str, str], int] = {}
+        for (direction, kind, state), count in sorted(snapshot.packages.items()):
+            key = (self._metrics._direction(direction), self._kind(kind), self._state(state))
             folded[key] = folded.get(key, 0) + count
-        for (direction, state), count in folded.items():
-            packages.add_metric([direction, state], count)
+        for labels, count in folded.items():
+            packages.add_metric(list(labels), count)
         yield packages
         deadline = GaugeMetricFamily(
             "connector_send_deadline_documents",

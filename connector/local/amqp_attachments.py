@@ -24,6 +24,8 @@ from pathlib import Path
 
 from connector.local.amqp_settings import H_ATTACHMENTS
 
+# SMTP policy: CRLF line ends and 78-column base64 lines, as MIME parsers expect.
+_POLICY = email.policy.SMTP
 _UNSAFE = re.compile(r"[^\w.\-() ]+", re.UNICODE)
 
 
@@ -49,17 +51,17 @@ def pack(
 def _multipart(
     body: bytes, content_type: str, attachments: Sequence[tuple[str, bytes]]
 ) -> tuple[bytes, str, dict[str, str]]:
-    envelope = EmailMessage(policy=email.policy.HTTP)
+    envelope = EmailMessage(policy=_POLICY)
     envelope.make_mixed()
     maintype, _, subtype = content_type.partition("/")
-    record = EmailMessage(policy=email.policy.HTTP)
+    record = EmailMessage(policy=_POLICY)
     record.set_content(body, maintype, subtype or "octet-stream", cte="base64",
                        disposition="inline", filename="record")
     envelope.attach(record)
     for name, data in attachments:
         guessed = mimetypes.guess_type(name)[0] or "application/octet-stream"
         part_main, _, part_sub = guessed.partition("/")
-        part = EmailMessage(policy=email.policy.HTTP)
+        part = EmailMessage(policy=_POLICY)
         part.set_content(data, part_main, part_sub, cte="base64",
                          disposition="attachment", filename=name)
         envelope.attach(part)
@@ -73,7 +75,7 @@ def unpack(body: bytes, content_type: str) -> tuple[bytes, str, list[tuple[str, 
     """The inverse of the inline form: (record, record content type, attachments)."""
     if not content_type.lower().startswith("multipart/"):
         return body, content_type, []
-    message = BytesParser(policy=email.policy.HTTP).parsebytes(
+    message = BytesParser(policy=_POLICY).parsebytes(
         b"Content-Type: " + content_type.encode("ascii") + b"\r\n\r\n" + body
     )
     parts = list(message.iter_parts())

@@ -74,7 +74,9 @@ def open_connection(
         transport_options=options,
     )
     try:
-        conn.connect()
+        # One attempt, no sleeping: the callers run their own jittered back-off.
+        conn.ensure_connection(max_retries=0, interval_start=0, interval_step=0,
+                               reraise_as_library_errors=False)
     except BaseException as exc:
         close_quietly(conn)
         if isinstance(exc, Exception):

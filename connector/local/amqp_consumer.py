@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 MAIN, QUARANTINE = "main", "quarantine"
 _EXEMPT_MEMORY = 10_000  # fingerprints remembered as "redelivered through no fault of theirs"
+_AMNESTY_SECONDS = 30.0  # redeliveries after a reconnect arrive at once (queue head)
 
 
 @dataclass(eq=False)
@@ -98,8 +99,13 @@ class IntakeConsumer:
         self._generation = 0
         self._connected = False
         self._last_error: ConnectorError | None = None
-        self._unsettled: dict[tuple[int, str, int], str] = {}  # (gen, channel, tag) -> fp
+        # (generation, channel, tag) -> (queue, fingerprint) of every delivery not yet settled
+        self._unsettled: dict[tuple[int, str, int], tuple[str, str]] = {}
         self._exempt: collections.OrderedDict[str, None] = collections.OrderedDict()
+        # After a loss: per queue, how many redeliveries may be messages that were on the wire
+        # (sent by the broker, never read by us); they are excused like the ones we held.
+        self._amnesty: dict[str, int] = {}
+        self._amnesty_until = 0.0
         self._ops: collections.deque[tuple[str, object]] = collections.deque()
         self._consuming = True
         self._cancelled = threading.Event()
@@ -108,6 +114,7 @@ class IntakeConsumer:
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._thread = threading.Thread(target=self._run, name="amqp-consumer", daemon=True)
+        self.current_connection: BrokerConnection | None = None  # for diagnostics and tests
 
     # ---- called from other threads ------------------------------------------------------
 
@@ -115,10 +122,10 @@ class IntakeConsumer:
         self._thread.start()
 
     def wait_connected(self, timeout: float) -> ConnectorError | None:
-        """Wait for the first session; None when connected, else the last error."""
+        """Wait for the first connection attempt; None when connected, else its error."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while not self._connected and self._thread.is_alive():
+            while not self._connected and self._last_error is None and self._thread.is_alive():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -162,8 +169,12 @@ class IntakeConsumer:
 
     def cancel(self, timeout: float) -> list[Delivery]:
         """Stop consuming; return (and forget) every delivery still buffered."""
-        self._submit("cancel", None)
-        self._cancelled.wait(timeout)
+        with self._cond:
+            self._consuming = False  # a session starting now does not subscribe
+            connected = self._connected
+        if connected:
+            self._submit("cancel", None)
+            self._cancelled.wait(timeout)
         with self._cond:
             self._consuming = False
             taken = [entry[2] for entry in sorted(self._ready)]
@@ -172,6 +183,8 @@ class IntakeConsumer:
 
     def flush(self, timeout: float) -> None:
         """Wait until the settlements submitted so far are applied (or the link is gone)."""
+        if not self._connected:
+            return  # settlements of a lost connection are void anyway
         done = threading.Event()
         self._submit("flush", done)
         done.wait(timeout)
@@ -220,6 +233,7 @@ class IntakeConsumer:
 
     def _session(self, backoff: Backoff) -> None:
         conn = open_connection(self._settings, purpose="consumer")
+        self.current_connection = conn
         try:
             channels = self._subscribe(conn)
             backoff.reset()
@@ -232,8 +246,7 @@ class IntakeConsumer:
                 conn.heartbeat_check()
             self._apply_ops(channels)
         finally:
-            with self._cond:
-                self._connected = False
+            self.current_connection = None
             close_quietly(conn)
 
     def _subscribe(self, conn: BrokerConnection) -> dict[str, Any]:
@@ -267,6 +280,7 @@ class IntakeConsumer:
         with self._cond:
             self._connected = True
             self._last_error = None
+            self._amnesty_until = time.monotonic() + _AMNESTY_SECONDS
             self._cond.notify_all()
         log.info("consuming %s (prefetch %d)", ", ".join(topology.intake_queues),
                  self._settings.prefetch)
@@ -286,6 +300,10 @@ class IntakeConsumer:
             excused = fingerprint in self._exempt
             if excused:
                 del self._exempt[fingerprint]
+            elif redelivered and self._amnesty.get(queue, 0) > 0 \
+                    and time.monotonic() < self._amnesty_until:
+                self._amnesty[queue] -= 1
+                excused = True
             delivery = Delivery(
                 generation=generation,
                 channel=channel,
@@ -297,7 +315,7 @@ class IntakeConsumer:
                 suspect=redelivered and not excused,
                 fingerprint=fingerprint,
             )
-            self._unsettled[(generation, channel, delivery.delivery_tag)] = fingerprint
+            self._unsettled[(generation, channel, delivery.delivery_tag)] = (queue, fingerprint)
             heapq.heappush(self._ready, (-delivery.priority, next(self._arrivals), delivery))
             self._cond.notify_all()
 
@@ -350,9 +368,15 @@ class IntakeConsumer:
             self._connected = False
             self._last_error = err
             self._generation += 1  # deliveries of the lost connection can no longer be acked
-            for fingerprint in self._unsettled.values():
+            held: collections.Counter[str] = collections.Counter()
+            for queue, fingerprint in self._unsettled.values():
                 self._excuse(fingerprint)
+                held[queue] += 1
             self._unsettled.clear()
+            if was_connected:
+                limits = {q: self._settings.prefetch for q in self._settings.topology.intake_queues}
+                limits[self._settings.topology.quarantine_queue] = 1
+                self._amnesty = {q: max(0, limit - held[q]) for q, limit in limits.items()}
             self._ready.clear()  # the broker redelivers them
             self._cond.notify_all()
         if self._consuming is False:
