@@ -42,7 +42,7 @@ from connector.store.api import state_mapping
 from connector.store.sqlite import SqliteStore
 from connector.trust import payload
 from connector.trust.atrest import PayloadCipher
-from connector.trust.keys import KeySource, SigningIdentity, load_certificate
+from connector.trust.keys import KeySource, SigningIdentity, load_certificates
 from connector.trust.pdf_policy import PdfPolicy
 from connector.trust.pdf_seal import StampOptions
 from connector.trust.truststore import TrustStore
@@ -75,19 +75,23 @@ class EncryptionAdapter:
     """Encrypts attachments per destination policy; decrypts with our encryption key."""
 
     policies: Callable[[str], payload.EncryptionPolicy]
-    certificates: dict[str, x509.Certificate]
+    certificates: dict[str, list[x509.Certificate]]  # leaf first, then its intermediates
     trust: TrustStore
     decryption: SigningIdentity | None = None
+    intermediates: tuple[x509.Certificate, ...] = ()  # known CA certificates (our own chain)
 
     def encrypt_for(
         self, attachments: Sequence[Attachment], recipients: Sequence[str]
     ) -> tuple[Attachment, ...]:
         if not attachments:
             return ()
-        destinations = [
-            payload.Destination(organ_id, self.policies(organ_id), self.certificates.get(organ_id))
-            for organ_id in recipients
-        ]
+        destinations = []
+        for organ_id in recipients:
+            found = self.certificates.get(organ_id, [])
+            leaf = found[0] if found else None
+            chain = (*found[1:], *self.intermediates)
+            policy = self.policies(organ_id)
+            destinations.append(payload.Destination(organ_id, policy, leaf, chain))
         outcome = payload.encrypt_attachments(
             attachments,
             destinations,
@@ -113,18 +117,24 @@ class EncryptionAdapter:
 
 def _encryption(config: Config, trust: TrustStore) -> EncryptionAdapter:
     section = config.encryption
-    certificates: dict[str, x509.Certificate] = {}
+    certificates: dict[str, list[x509.Certificate]] = {}
     for organ_id, path in section.certificates.items():
-        certificates[organ_id] = load_certificate(path)
+        certificates[organ_id] = load_certificates(path)
     if section.certificates_dir is not None and section.certificates_dir.is_dir():
         for path in sorted(section.certificates_dir.glob("*.pem")):
-            certificates.setdefault(path.stem, load_certificate(path))
+            certificates.setdefault(path.stem, load_certificates(path))
     decryption = key_source(section.decryption_key).load() if section.decryption_key else None
+    # Peers' certificates usually come without their intermediates; the CA certificates we
+    # already hold (our own chains) complete the path.
+    known = [cert for path in config.trust.seal.chain for cert in load_certificates(path)]
+    if decryption is not None:
+        known.extend(decryption.chain)
     return EncryptionAdapter(
         policies=lambda organ_id: payload.EncryptionPolicy(section.policy_for(organ_id)),
         certificates=certificates,
         trust=trust,
         decryption=decryption,
+        intermediates=tuple(known),
     )
 
 
@@ -176,7 +186,7 @@ def _local(config: Config, metrics: ConnectorMetrics) -> tuple[Intake, Sink, Cal
 
     assert config.local.spool is not None
     spool = SpoolFolder.from_config(config.local.spool)
-    return spool, spool, lambda: None
+    return spool, spool, spool.close
 
 
 def amqp_settings(section: AmqpConfig) -> AmqpSettings:
