@@ -435,6 +435,21 @@ class SpoolFolder:
             "written_at": now_vn().isoformat(),
         }
 
+    def prune_ledger(self, older_than_days: float = 30.0) -> int:
+        """Forget completed deliveries older than this; returns how many were forgotten.
+
+        Safe once the tracking store knows the package (it refuses a second delivery of the
+        same inbound package by itself); the ledger only covers a crash mid-delivery.
+        """
+        cutoff = time.time() - older_than_days * 86400
+        removed = 0
+        with self._deliver_lock, _folder_errors("cannot prune the delivery ledger"):
+            for entry in os.scandir(self._ledger):
+                if entry.stat().st_mtime < cutoff and Path(entry.path).read_bytes() == b"done\n":
+                    os.unlink(entry.path)
+                    removed += 1
+        return removed
+
     def emit(self, event: LocalEvent) -> None:
         """Write ``events/<time>-<routing key>-<id>.json`` atomically (names sort by time)."""
         moment = dt.datetime.now(dt.UTC)

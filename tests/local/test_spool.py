@@ -333,3 +333,12 @@ def test_layout_from_configuration(tmp_path: Path) -> None:
     spool.close()
     with pytest.raises(ConfigurationError, match="not nested"):
         SpoolFolder(tmp_path / "other", failed="outbound/failed")
+
+
+def test_the_delivery_ledger_can_be_pruned(spool: SpoolFolder) -> None:
+    spool.deliver(delivery("old-1"))
+    spool.deliver(delivery("new-1"))
+    ledger = spool.root / ".state" / "delivered"
+    os.utime(ledger / "old-1", (OLD - 90 * 86400, OLD - 90 * 86400))
+    assert spool.prune_ledger(older_than_days=30) == 1
+    assert sorted(p.name for p in ledger.iterdir()) == ["new-1"]
