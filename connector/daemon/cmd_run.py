@@ -32,12 +32,12 @@ def setup_logging(level: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from connector.config import load_config
-    from connector.daemon import runner, wiring
+    from connector.daemon import faults, runner, wiring
 
     setup_logging(args.log_level)
     try:
         config = load_config(args.config)
-        runtime = wiring.build(config)
+        runtime = wiring.build(config, fault_hook=faults.from_environment())
     except ConfigurationError as exc:
         print(f"connector run: {exc.message}", file=sys.stderr)
         return 2
