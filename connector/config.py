@@ -371,6 +371,19 @@ def check_paths(config: Config) -> list[ConfigProblem]:
         if "pki" in path.parts:
             problem += " (the demo PKI is made by `connector pki init DIR`)"
         problems.append(ConfigProblem(source, config.line_of(key), key, problem))
+    encryption = config.encryption
+    for organ_id, policy in encryption.destinations.items():
+        if policy == "required" and encryption.certificate_for(organ_id) is None:
+            key = f"encryption.destinations.{organ_id}"
+            problems.append(
+                ConfigProblem(
+                    source,
+                    config.line_of(key),
+                    key,
+                    "encryption is required but no certificate is configured for this OrganId "
+                    "(encryption.certificates or <OrganId>.pem in encryption.certificates_dir)",
+                )
+            )
     for key, ref in _secrets(config):
         missing = ref.problem() if ref.given else None
         if missing is not None:

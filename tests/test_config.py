@@ -337,3 +337,23 @@ def test_secret_refs_read_env_and_files(tmp_path: Path, monkeypatch: pytest.Monk
     secret_file.write_bytes(b"\n")
     assert "is empty" in (SecretRef(file=secret_file).problem() or "")
     assert "cannot read" in (SecretRef(file=tmp_path / "none").problem() or "")
+
+
+def test_required_encryption_needs_a_certificate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HUB_SECRET", "x")
+    path = make_deployment(tmp_path)
+    peers = tmp_path / "peers"
+    peers.mkdir()
+    (peers / "000.00.32.H12.pem").write_text("placeholder")
+    path.write_text(
+        MINIMAL + "encryption:\n  certificates_dir: peers\n  destinations:\n"
+        '    "000.00.32.H12": required\n    "000.00.33.H12": required\n',
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    assert config.encryption.certificate_for("000.00.32.H12") == peers / "000.00.32.H12.pem"
+    [problem] = check_paths(config)
+    assert problem.key == "encryption.destinations.000.00.33.H12"
+    assert "no certificate" in problem.message and problem.line == 27
