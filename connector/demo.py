@@ -153,11 +153,12 @@ def _prepare(var: Path) -> tuple[DemoPki, dict[str, str]]:
     if demo.exists():
         shutil.rmtree(demo)
     demo.mkdir(parents=True)
-    pki = create_demo_pki(demo / "pki")
+    # Where config/connector*.yaml look by default, so `connector check` works afterwards.
+    pki = create_demo_pki(var / "pki", force=True)
     env = dict(os.environ)
     env.update(
         CONNECTOR_VAR=str(var),
-        CONNECTOR_PKI=str(demo / "pki"),
+        CONNECTOR_PKI=str(var / "pki"),
         HUB_SECRET_AGENCY_A=secrets.token_hex(24),
         HUB_SECRET_AGENCY_B=secrets.token_hex(24),
         PYTHONUNBUFFERED="1",
@@ -211,8 +212,8 @@ def _summary(a: Agency, b: Agency, env: dict[str, str]) -> None:
     )
     say(f"Spool folders: {a.spool} and {b.spool}; logs: {a.log}, {b.log}")
     say(
-        "Operator view: CONNECTOR_VAR=var CONNECTOR_PKI=var/demo/pki "
-        ".venv/bin/connector messages list --config config/connector.yaml"
+        "Operator view: .venv/bin/connector messages --config config/connector.yaml list "
+        "(then: show ID)"
     )
     del env
 
