@@ -24,7 +24,6 @@ know about mapping, packaging or the store.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 import threading
@@ -35,43 +34,44 @@ from typing import Any
 
 from connector.errors import ConfigurationError, ConnectorError, PermanentError
 from connector.local.amqp_attachments import pack
-from connector.local.amqp_consumer import QUARANTINE, Delivery, IntakeConsumer
+from connector.local.amqp_consumer import Delivery, IntakeConsumer
+from connector.local.amqp_message import (
+    URGENCY_MAX,
+    crash_count,
+    delivery_routing_key,
+    header_int,
+    normalise_content_type,
+    origin_queue,
+    to_local_record,
+)
 from connector.local.amqp_publisher import ConfirmingPublisher, OutgoingMessage
 from connector.local.amqp_settings import (
-    CONNECTOR_HEADER_PREFIX,
-    H_BUSINESS_TYPE,
     H_DEAD_LETTERED_AT,
     H_DELIVERIES,
     H_ERROR,
     H_ERROR_KIND,
-    H_FORMAT,
-    H_MAPPING,
     H_REASON,
-    H_RECORD_ID,
-    H_REDELIVERED,
     H_SOURCE_QUEUE,
     H_STAGE,
-    H_STATUS_CODE,
     AmqpSettings,
 )
 from connector.local.base import (
-    DeliveryKind,
     IntakeItem,
     LocalDelivery,
     LocalEvent,
     LocalRecord,
-    RecordKind,
 )
 from connector.metrics import ConnectorMetrics
 
 log = logging.getLogger(__name__)
 
-URGENCY_MAX = 3  # record priorities are 0 (normal) .. 3 (Hỏa tốc)
+__all__ = ["AmqpIntakeItem", "AmqpLocalSide", "delivery_routing_key", "normalise_content_type"]
+
 ERROR_HEADER_MAX = 1000  # characters of the readable message kept in x-connector-error
 # Properties copied onto re-published copies; user_id must match the publishing
 # connection and expiration would let a dead letter vanish, so neither is kept.
 _KEPT_PROPERTIES = ("content_encoding", "correlation_id", "reply_to", "timestamp", "type",
-                    "app_id", "message_id")
+                    "app_id")
 
 
 class AmqpIntakeItem:
@@ -191,35 +191,10 @@ class AmqpLocalSide:
                 return items
 
     def _record(self, delivery: Delivery) -> LocalRecord:
-        headers = delivery.headers
-        properties = delivery.properties
-        record_id = header_text(headers.get(H_RECORD_ID)) or header_text(
-            properties.get("message_id"))
-        if not record_id:
-            record_id = "sha256-" + hashlib.sha256(delivery.body).hexdigest()[:32]
-        origin = self._origin_queue(delivery)
-        kind = (RecordKind.COMMAND if origin == self.settings.topology.commands_queue
-                else RecordKind.RECORD)
-        mapping = header_text(headers.get(H_MAPPING)) or header_text(headers.get(H_FORMAT)) or None
-        flat = {str(k): header_text(v) for k, v in headers.items()}
-        flat[H_REDELIVERED] = "true" if delivery.redelivered else "false"
-        flat[H_DELIVERIES] = str(crash_count(delivery))
-        return LocalRecord(
-            record_id=record_id,
-            body=delivery.body,
-            content_type=normalise_content_type(properties.get("content_type"), delivery.body),
-            mapping=mapping,
-            kind=kind,
-            priority=max(0, min(URGENCY_MAX, delivery.priority)),
-            source=f"RabbitMQ queue {delivery.queue!r}, delivery {delivery.delivery_tag}",
-            headers=flat,
-        )
+        return to_local_record(delivery, self.settings.topology)
 
     def _origin_queue(self, delivery: Delivery) -> str:
-        if delivery.channel == QUARANTINE:
-            return header_text(delivery.headers.get(H_SOURCE_QUEUE)) or \
-                self.settings.topology.outbound_queue
-        return delivery.queue
+        return origin_queue(delivery, self.settings.topology)
 
     def _quarantine(self, delivery: Delivery) -> bool:
         """Count a crash against a suspect; True when it no longer goes to the daemon."""
@@ -313,7 +288,7 @@ class AmqpLocalSide:
             message_id=properties.get("message_id"),
             priority=properties.get("priority"),
             properties={k: properties[k] for k in _KEPT_PROPERTIES
-                        if properties.get(k) is not None and k != "message_id"},
+                        if properties.get(k) is not None},
         )
 
     # ---- Sink ----------------------------------------------------------------------------
@@ -329,7 +304,7 @@ class AmqpLocalSide:
         headers.update(extra)
         headers["x-delivery-kind"] = delivery.kind.value
         routing_key = delivery_routing_key(delivery)
-        priority = _int(headers.get("x-priority"))
+        priority = header_int(headers.get("x-priority"))
         self._publisher.publish(
             OutgoingMessage(
                 exchange=self.settings.topology.received_exchange,
@@ -373,59 +348,3 @@ class AmqpLocalSide:
     def _publish_failed(self, error: ConnectorError) -> None:
         if self._metrics is not None:
             self._metrics.broker_publish_failed(error.reason)
-
-
-def delivery_routing_key(delivery: LocalDelivery) -> str:
-    """``document.<new|revoke|update|replace>`` or ``status.<code>``."""
-    if delivery.kind is DeliveryKind.STATUS:
-        code = header_text(delivery.headers.get(H_STATUS_CODE)) or "unknown"
-        return f"status.{code}"
-    business = header_text(delivery.headers.get(H_BUSINESS_TYPE)) or "new"
-    return f"document.{business}"
-
-
-def crash_count(delivery: Delivery) -> int:
-    """Crashes already counted against a message (``x-connector-deliveries``)."""
-    return max(0, _int(delivery.headers.get(H_DELIVERIES)) or 0)
-
-
-def normalise_content_type(value: object, body: bytes) -> str:
-    """application/json or application/xml (parameters dropped); sniffed when absent."""
-    text = header_text(value).split(";", 1)[0].strip().lower()
-    if text in ("text/xml", "application/xml") or text.endswith("+xml"):
-        return "application/xml"
-    if text in ("text/json", "application/json") or text.endswith("+json"):
-        return "application/json"
-    if text and text != "application/octet-stream":
-        return text
-    start = body.lstrip()[:1]
-    if start == b"<":
-        return "application/xml"
-    if start in (b"{", b"["):
-        return "application/json"
-    return text or "application/octet-stream"
-
-
-def strip_connector_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
-    """The headers as the agency published them (for replay)."""
-    return {k: v for k, v in headers.items() if not str(k).startswith(CONNECTOR_HEADER_PREFIX)}
-
-
-def header_text(value: object) -> str:
-    """An AMQP header value as text (tables and arrays as JSON)."""
-    if value is None:
-        return ""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (int, float, bool)):
-        return str(value)
-    return json.dumps(value, default=str, ensure_ascii=False)
-
-
-def _int(value: object) -> int | None:
-    try:
-        return int(str(value)) if value is not None and str(value).strip() else None
-    except ValueError:
-        return None

@@ -163,6 +163,12 @@ def translate(exc: BaseException, doing: str) -> ConnectorError:
             f"has different arguments; delete it or rename ours ({detail})",
             reason="broker_topology_mismatch",
         )
+    if isinstance(exc, amqp.exceptions.NotFound):
+        return UnavailableError(
+            f"RabbitMQ has no such exchange or queue while {doing} (deleted while running?); "
+            f"the topology is declared again on the next attempt ({detail})",
+            reason="broker_not_found",
+        )
     if isinstance(exc, amqp.exceptions.MessageNacked):
         return UnavailableError(
             f"RabbitMQ did not accept the message while {doing} (negative confirm: queue "

@@ -9,10 +9,11 @@ prefetch count, urgent first.
 
 On connection loss it reconnects with jittered back-off and re-declares the topology.
 Everything unacknowledged on the lost connection is redelivered by the broker; those
-messages are remembered as *not suspect* (the loss was not their fault). A message that
-arrives redelivered without such an excuse was in flight when a connector died: it is
-flagged ``suspect`` so the adapter can count the crash against it (poison handling).
-This module must not publish.
+messages are remembered as *not suspect* (the loss was not their fault), and so are up to
+prefetch-minus-held redeliveries in the first seconds after reconnecting (messages the
+broker had sent that never reached us). A message that arrives redelivered without such
+an excuse was in flight when a connector died: it is flagged ``suspect`` so the adapter
+can count the crash against it (poison handling). This module must not publish.
 """
 
 from __future__ import annotations

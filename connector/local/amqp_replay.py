@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from connector.errors import ConnectorError
-from connector.local.amqp import header_text, strip_connector_headers
 from connector.local.amqp_connection import close_quietly, open_connection, translate
+from connector.local.amqp_message import header_text, strip_connector_headers
 from connector.local.amqp_publisher import ConfirmingPublisher, OutgoingMessage
 from connector.local.amqp_settings import (
     H_DEAD_LETTERED_AT,

@@ -1,0 +1,120 @@
+"""The AMQP message contract: broker messages to ``LocalRecord`` and back to routing keys.
+
+What agency software puts on a message (body, ``content_type``, ``priority``, headers
+``x-record-id`` and ``x-mapping``) becomes a ``LocalRecord``; what the connector
+delivers gets a routing key agencies can bind by kind. Header values are turned into
+text here. This module must not touch the broker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from connector.local.amqp_consumer import QUARANTINE, Delivery
+from connector.local.amqp_settings import (
+    CONNECTOR_HEADER_PREFIX,
+    H_BUSINESS_TYPE,
+    H_DELIVERIES,
+    H_FORMAT,
+    H_MAPPING,
+    H_RECORD_ID,
+    H_REDELIVERED,
+    H_SOURCE_QUEUE,
+    H_STATUS_CODE,
+    AmqpTopology,
+)
+from connector.local.base import DeliveryKind, LocalDelivery, LocalRecord, RecordKind
+
+URGENCY_MAX = 3  # record priorities are 0 (normal) .. 3 (Hỏa tốc)
+
+
+def to_local_record(delivery: Delivery, topology: AmqpTopology) -> LocalRecord:
+    """The record a message carries; the id falls back to message_id, then a body hash."""
+    headers = delivery.headers
+    properties = delivery.properties
+    record_id = header_text(headers.get(H_RECORD_ID)) or header_text(properties.get("message_id"))
+    if not record_id:
+        record_id = "sha256-" + hashlib.sha256(delivery.body).hexdigest()[:32]
+    kind = (RecordKind.COMMAND if origin_queue(delivery, topology) == topology.commands_queue
+            else RecordKind.RECORD)
+    mapping = header_text(headers.get(H_MAPPING)) or header_text(headers.get(H_FORMAT)) or None
+    flat = {str(k): header_text(v) for k, v in headers.items()}
+    flat[H_REDELIVERED] = "true" if delivery.redelivered else "false"
+    flat[H_DELIVERIES] = str(crash_count(delivery))
+    return LocalRecord(
+        record_id=record_id,
+        body=delivery.body,
+        content_type=normalise_content_type(properties.get("content_type"), delivery.body),
+        mapping=mapping,
+        kind=kind,
+        priority=max(0, min(URGENCY_MAX, delivery.priority)),
+        source=f"RabbitMQ queue {delivery.queue!r}, delivery {delivery.delivery_tag}",
+        headers=flat,
+    )
+
+
+def origin_queue(delivery: Delivery, topology: AmqpTopology) -> str:
+    """The queue agency software published it to (through the quarantine, if there)."""
+    if delivery.channel == QUARANTINE:
+        return header_text(delivery.headers.get(H_SOURCE_QUEUE)) or topology.outbound_queue
+    return delivery.queue
+
+
+def delivery_routing_key(delivery: LocalDelivery) -> str:
+    """``document.<new|revoke|update|replace>`` or ``status.<code>``."""
+    if delivery.kind is DeliveryKind.STATUS:
+        code = header_text(delivery.headers.get(H_STATUS_CODE)) or "unknown"
+        return f"status.{code}"
+    business = header_text(delivery.headers.get(H_BUSINESS_TYPE)) or "new"
+    return f"document.{business}"
+
+
+def crash_count(delivery: Delivery) -> int:
+    """Crashes already counted against a message (``x-connector-deliveries``)."""
+    return max(0, header_int(delivery.headers.get(H_DELIVERIES)) or 0)
+
+
+def normalise_content_type(value: object, body: bytes) -> str:
+    """application/json or application/xml (parameters dropped); sniffed when absent."""
+    text = header_text(value).split(";", 1)[0].strip().lower()
+    if text in ("text/xml", "application/xml") or text.endswith("+xml"):
+        return "application/xml"
+    if text in ("text/json", "application/json") or text.endswith("+json"):
+        return "application/json"
+    if text and text != "application/octet-stream":
+        return text
+    start = body.lstrip()[:1]
+    if start == b"<":
+        return "application/xml"
+    if start in (b"{", b"["):
+        return "application/json"
+    return text or "application/octet-stream"
+
+
+def strip_connector_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
+    """The headers as the agency published them (for replay)."""
+    return {k: v for k, v in headers.items() if not str(k).startswith(CONNECTOR_HEADER_PREFIX)}
+
+
+def header_text(value: object) -> str:
+    """An AMQP header value as text (tables and arrays as JSON)."""
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float, bool)):
+        return str(value)
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
+def header_int(value: object) -> int | None:
+    """An AMQP header value as an int, None when absent or not a number."""
+    try:
+        return int(str(value)) if value is not None and str(value).strip() else None
+    except ValueError:
+        return None
