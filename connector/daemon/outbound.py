@@ -21,7 +21,7 @@ from connector.daemon.events import emit, error_fields, timed
 from connector.daemon.lifecycle import sleep_until
 from connector.daemon.ports import Services
 from connector.edxml import build_package, validate_package
-from connector.edxml.model import EdocPackage, Package, StatusPackage
+from connector.edxml.model import EdocPackage, Package, StatusCode, StatusPackage
 from connector.edxml.problems import EdxmlError
 from connector.errors import ConnectorError, PermanentError, UnavailableError
 from connector.local.base import IntakeItem, LocalRecord, RecordKind
@@ -63,7 +63,9 @@ def seal_and_sign(services: Services, package: Package) -> bytes:
             encrypted = services.crypto.encrypt_for(sealed, [t.organ_id for t in package.to])
         package = dataclasses.replace(package, attachments=encrypted)
     with timed(services, "build"):
-        raw = build_package(package, zip_attachments=services.zip_attachments)
+        recipients = [t.organ_id for t in package.to] if isinstance(package, EdocPackage) else []
+        zip_it = bool(recipients) and all(services.zip_for(r) for r in recipients)
+        raw = build_package(package, zip_attachments=zip_it)
         problems = validate_package(raw)
     if problems:
         raise EdxmlError(problems, reason="schema")
@@ -79,7 +81,35 @@ def prepare(services: Services, record: LocalRecord) -> tuple[bytes, PackageFact
             package = services.mapper.record_to_package(record)
     raw = seal_and_sign(services, package)
     kind = PackageKind.STATUS if isinstance(package, StatusPackage) else PackageKind.EDOC
-    return raw, facts_of(package, services.holidays), kind
+    facts = facts_of(package, services.holidays)
+    if isinstance(package, StatusPackage) and package.status_code is StatusCode.RECALL_REQUEST:
+        facts = _recall_facts(services, package, facts)
+    return raw, facts, kind
+
+
+def _recall_facts(services: Services, package: StatusPackage, facts: PackageFacts) -> PackageFacts:
+    """A recall request (13) goes to the recipients of our document, and is tracked there."""
+    documents = services.store.find_outbound_documents(package.document_id)
+    if not documents:
+        raise PermanentError(
+            f"recall request (13) for {package.document_id!r}: no document with this id was "
+            "sent by this connector",
+            reason="unknown_document",
+            stage="map",
+        )
+    recipients: list[str] = []
+    for document in documents:
+        for recipient in services.store.recipients(document.id):
+            if recipient.organ_id not in recipients:
+                recipients.append(recipient.organ_id)
+            services.store.apply_status(
+                document.id,
+                recipient.organ_id,
+                "13",
+                description=package.description,
+                source="local",
+            )
+    return dataclasses.replace(facts, recipients=tuple(recipients))
 
 
 def handle(services: Services, item: IntakeItem) -> None:

@@ -138,7 +138,7 @@ class Services:
     metrics: Metrics = field(default_factory=NullMetrics)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timing: Timing = field(default_factory=Timing)
-    zip_attachments: bool = True
+    zip_for: Callable[[str], bool] = lambda _organ_id: True  # zip attachments for this peer
     holidays: frozenset[dt.date] = frozenset()
     worker_id: str = "connector"
     clock: Callable[[], float] | None = None

@@ -307,7 +307,7 @@ def build(
             sender_idle=config.polling.sender_interval,
             lease_seconds=config.polling.lease_seconds,
         ),
-        zip_attachments=config.hub.zip_attachments.default,
+        zip_for=config.hub.zip_attachments.for_peer,
         holidays=frozenset(config.deadlines.holidays),
         worker_id=f"{config.agency.organ_id}:{time.time_ns()}",
         fault_hook=fault_hook,
