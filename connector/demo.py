@@ -219,7 +219,7 @@ def _summary(a: Agency, b: Agency, env: dict[str, str]) -> None:
 
 
 def main() -> int:
-    var = ROOT / "var"
+    var = Path(os.environ.get("CONNECTOR_DEMO_VAR", ROOT / "var")).resolve()
     say("edoc-connector demo: hub emulator + agencies A (000.00.31.H12) and B (000.00.32.H12)")
     pki, env = _prepare(var)
     say(f"  demo PKI created in {pki.directory}")
