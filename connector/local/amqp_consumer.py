@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import hashlib
 import heapq
 import itertools
@@ -63,13 +64,17 @@ class Delivery:
     body: bytes = field(repr=False)
     properties: dict[str, Any]
     redelivered: bool
-    suspect: bool  # redelivered while no connection loss of ours explains it
-    fingerprint: str
+    suspect: bool = False  # redelivered while no connection loss of ours explains it
 
     @property
     def headers(self) -> dict[str, Any]:
         headers = self.properties.get("application_headers") or {}
         return dict(headers)
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """Identity across redeliveries and re-publishing (computed only when needed)."""
+        return _fingerprint(self.properties, self.body)
 
     @property
     def priority(self) -> int:
@@ -100,8 +105,8 @@ class IntakeConsumer:
         self._generation = 0
         self._connected = False
         self._last_error: ConnectorError | None = None
-        # (generation, channel, tag) -> (queue, fingerprint) of every delivery not yet settled
-        self._unsettled: dict[tuple[int, str, int], tuple[str, str]] = {}
+        # (generation, channel, tag) -> every delivery not yet settled
+        self._unsettled: dict[tuple[int, str, int], Delivery] = {}
         self._exempt: collections.OrderedDict[str, None] = collections.OrderedDict()
         # After a loss: per queue, how many redeliveries may be messages that were on the wire
         # (sent by the broker, never read by us); they are excused like the ones we held.
@@ -295,30 +300,31 @@ class IntakeConsumer:
         if isinstance(body, str):  # only if a broker-side plugin re-encoded it
             body = body.encode(message.properties.get("content_encoding") or "utf-8")
         properties = dict(message.properties)
-        redelivered = bool(message.delivery_info.get("redelivered"))
-        fingerprint = _fingerprint(properties, body)
+        delivery = Delivery(
+            generation=generation,
+            channel=channel,
+            delivery_tag=message.delivery_info["delivery_tag"],
+            queue=queue,
+            body=bytes(body),
+            properties=properties,
+            redelivered=bool(message.delivery_info.get("redelivered")),
+        )
         with self._cond:
-            excused = fingerprint in self._exempt
-            if excused:
-                del self._exempt[fingerprint]
-            elif redelivered and self._amnesty.get(queue, 0) > 0 \
-                    and time.monotonic() < self._amnesty_until:
-                self._amnesty[queue] -= 1
-                excused = True
-            delivery = Delivery(
-                generation=generation,
-                channel=channel,
-                delivery_tag=message.delivery_info["delivery_tag"],
-                queue=queue,
-                body=bytes(body),
-                properties=properties,
-                redelivered=redelivered,
-                suspect=redelivered and not excused,
-                fingerprint=fingerprint,
-            )
-            self._unsettled[(generation, channel, delivery.delivery_tag)] = (queue, fingerprint)
+            if delivery.redelivered:
+                delivery.suspect = not self._excused(delivery)
+            self._unsettled[(generation, channel, delivery.delivery_tag)] = delivery
             heapq.heappush(self._ready, (-delivery.priority, next(self._arrivals), delivery))
             self._cond.notify_all()
+
+    def _excused(self, delivery: Delivery) -> bool:
+        """Whether a redelivery is explained by a release or connection loss of ours."""
+        if delivery.fingerprint in self._exempt:
+            del self._exempt[delivery.fingerprint]
+            return True
+        if self._amnesty.get(delivery.queue, 0) > 0 and time.monotonic() < self._amnesty_until:
+            self._amnesty[delivery.queue] -= 1
+            return True
+        return False
 
     def _apply_ops(self, channels: dict[str, Any]) -> None:
         while True:
@@ -370,9 +376,9 @@ class IntakeConsumer:
             self._last_error = err
             self._generation += 1  # deliveries of the lost connection can no longer be acked
             held: collections.Counter[str] = collections.Counter()
-            for queue, fingerprint in self._unsettled.values():
-                self._excuse(fingerprint)
-                held[queue] += 1
+            for delivery in self._unsettled.values():
+                self._excuse(delivery.fingerprint)
+                held[delivery.queue] += 1
             self._unsettled.clear()
             if was_connected:
                 limits = {q: self._settings.prefetch for q in self._settings.topology.intake_queues}

@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import kombu
 import pytest
 
 from connector.errors import ConfigurationError, PermanentError, UnavailableError
@@ -28,7 +27,7 @@ from connector.local.amqp_topology import declare_topology
 from connector.local.base import DeliveryKind, LocalDelivery, LocalEvent, RecordKind
 from connector.metrics import ConnectorMetrics
 from tests.local.test_amqp_helpers import (
-    BROKER_URL,
+    broker,
     get_all,
     make_settings,
     publish_records,
@@ -58,7 +57,7 @@ def side_factory(settings: AmqpSettings) -> Iterator[SideFactory]:
     yield from side_factory_for(settings)
 
 
-def records(count: int, prefix: str = "rec") -> list[dict[str, object]]:
+def records(count: int, prefix: str = "rec") -> list[dict[str, str]]:
     return [{"id": f"{prefix}-{i:04d}", "title": f"Công văn số {i}"} for i in range(count)]
 
 
@@ -74,7 +73,7 @@ def fetch_all(side: AmqpLocalSide, expected: int, timeout: float = 10.0) -> list
 
 
 def test_topology_is_declared_idempotently(topology: AmqpTopology) -> None:
-    with kombu.Connection(BROKER_URL) as conn:
+    with broker() as conn:
         channel = conn.channel()
         declare_topology(channel, topology)
         declare_topology(channel, topology)  # the same arguments again: a no-op
@@ -85,7 +84,7 @@ def test_topology_is_declared_idempotently(topology: AmqpTopology) -> None:
 
 
 def test_conflicting_existing_queue_is_a_configuration_error(topology: AmqpTopology) -> None:
-    with kombu.Connection(BROKER_URL) as conn:  # an older queue without x-max-priority
+    with broker() as conn:  # an older queue without x-max-priority
         channel = conn.channel()
         channel.queue_delete(topology.outbound_queue)
         channel.queue_declare(topology.outbound_queue, durable=True, auto_delete=False)
@@ -111,7 +110,7 @@ def test_urgent_records_overtake_a_backlog(topology: AmqpTopology, side_factory:
 
 def test_record_carries_the_message_contract(topology: AmqpTopology,
                                              side_factory: SideFactory) -> None:
-    with kombu.Connection(BROKER_URL) as conn:
+    with broker() as conn:
         conn.Producer().publish(
             b"<record><id>x-1</id></record>", routing_key=topology.commands_queue,
             content_type="text/xml; charset=utf-8",
@@ -187,7 +186,7 @@ def test_dead_letter_keeps_the_original_with_reasons_and_replays(
     assert message.properties["content_type"] == "application/json"
 
     # Put it back and replay it: the agency's message arrives as it was, without our headers.
-    with kombu.Connection(BROKER_URL) as conn:
+    with broker() as conn:
         conn.channel().basic_publish(message, exchange="",
                                      routing_key=topology.dead_letter_queue)
     replayed = replay_dead_letters(settings, reason="secret_document")
@@ -216,7 +215,7 @@ def test_replay_filters_leave_other_letters_in_place(
 
 def test_unroutable_publish_is_an_error_not_a_silent_drop(topology: AmqpTopology) -> None:
     bare = dataclasses.replace(topology, events_queue=None)  # nothing bound to the exchange
-    with kombu.Connection(BROKER_URL) as conn:
+    with broker() as conn:
         conn.channel().queue_delete(topology.events_queue)
     metrics = ConnectorMetrics(process_metrics=False)
     side = AmqpLocalSide(make_settings(bare), metrics=metrics)
@@ -260,7 +259,7 @@ def test_deliver_and_emit_reach_the_local_queues(topology: AmqpTopology,
     assert (body, content_type) == (b'{"so": "12/UBND"}', "application/json")
     assert files == [("công văn.pdf", b"%PDF-1.7 body"), ("phụ lục.pdf", b"%PDF annex")]
     assert status.delivery_info["routing_key"] == "status.03"
-    [event] = get_all(topology.events_queue or "")
+    [event] = get_all(topology.events_queue)
     assert event.delivery_info["routing_key"] == "status.01"
     assert event.properties["message_id"] == "ev-1"
     assert json.loads(event.body)["document_id"].startswith("000.00.00.H01")

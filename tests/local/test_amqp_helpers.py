@@ -25,10 +25,16 @@ from connector.metrics import ConnectorMetrics
 
 BROKER_URL = os.environ.get("CONNECTOR_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
+def broker(url: str = BROKER_URL, **options: Any) -> Any:
+    """A kombu connection (kombu is not annotated, so it is typed as Any here)."""
+    connection_class: Any = kombu.Connection  # type: ignore[attr-defined]
+    return connection_class(url, **options)
+
+
 def broker_reachable() -> str | None:
     """None when a broker answers, else why not."""
     try:
-        with kombu.Connection(BROKER_URL, connect_timeout=3) as conn:
+        with broker(connect_timeout=3) as conn:
             conn.connect()
     except Exception as exc:
         return f"no RabbitMQ at {BROKER_URL}: {type(exc).__name__}: {exc}"
@@ -44,10 +50,10 @@ def unique_topology() -> Iterator[AmqpTopology]:
     if _UNREACHABLE is not None:
         pytest.skip(_UNREACHABLE)
     names = AmqpTopology.prefixed(f"test-{uuid.uuid4().hex[:10]}.")
-    with kombu.Connection(BROKER_URL) as conn:
+    with broker() as conn:
         declare_topology(conn.channel(), names)  # agencies may publish before we start
     yield names
-    with kombu.Connection(BROKER_URL) as conn:
+    with broker() as conn:
         delete_topology(conn.channel(), names)
 
 
@@ -84,12 +90,12 @@ def side_factory_for(settings: AmqpSettings) -> Iterator[Callable[..., AmqpLocal
 
 def publish_records(
     queue: str,
-    records: list[dict[str, Any]],
+    records: list[dict[str, str]],
     *,
     priority: Callable[[int], int] = lambda i: 0,
 ) -> None:
     """Publish JSON records the way agency software would: plain kombu, confirmed."""
-    with kombu.Connection(BROKER_URL, transport_options={"confirm_publish": True}) as conn:
+    with broker(transport_options={"confirm_publish": True}) as conn:
         producer = conn.Producer()
         for index, record in enumerate(records):
             producer.publish(
@@ -104,15 +110,16 @@ def publish_records(
 
 
 def queue_depth(queue: str) -> int:
-    with kombu.Connection(BROKER_URL) as conn:
+    with broker() as conn:
         _, count, _ = conn.channel().queue_declare(queue, passive=True)
         return int(count)
 
 
-def get_all(queue: str, limit: int = 10_000) -> list[Any]:
+def get_all(queue: str | None, limit: int = 10_000) -> list[Any]:
     """Take every message from ``queue`` (acknowledged) as py-amqp messages."""
+    assert queue, "no queue name"
     taken = []
-    with kombu.Connection(BROKER_URL) as conn:
+    with broker() as conn:
         channel = conn.channel()
         channel.auto_decode = False
         for _ in range(limit):

@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import amqp.exceptions
-import kombu
 import pytest
 
 from connector.errors import PermanentError
@@ -23,6 +22,7 @@ from connector.local.base import LocalEvent
 from connector.metrics import ConnectorMetrics
 from tests.local.test_amqp_helpers import (
     BROKER_URL,
+    broker,
     consumer_socket,
     get_all,
     make_settings,
@@ -55,7 +55,7 @@ def side_factory(settings: AmqpSettings) -> Iterator[SideFactory]:
     yield from side_factory_for(settings)
 
 
-def records(count: int, prefix: str = "rec") -> list[dict[str, object]]:
+def records(count: int, prefix: str = "rec") -> list[dict[str, str]]:
     return [{"id": f"{prefix}-{i:04d}"} for i in range(count)]
 
 
@@ -167,7 +167,7 @@ def test_heartbeats_are_serviced_while_the_cpu_is_busy(
     side.emit(LocalEvent("outbound.accepted", {"n": 5}))
     publisher_connection = side._publisher._conn
     # Control: a connection nobody services is closed by the broker in the same window.
-    neglected = kombu.Connection(BROKER_URL, heartbeat=1.0)
+    neglected = broker(heartbeat=1.0)
     neglected.connect()
 
     started = time.monotonic()
