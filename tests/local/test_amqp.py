@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from connector.errors import ConfigurationError, PermanentError, UnavailableError
+from connector.local import amqp_replay
 from connector.local.amqp import AmqpIntakeItem, AmqpLocalSide, normalise_content_type
 from connector.local.amqp_attachments import unpack
 from connector.local.amqp_replay import list_dead_letters, replay_dead_letters
@@ -27,6 +29,7 @@ from connector.local.amqp_topology import declare_topology
 from connector.local.base import DeliveryKind, LocalDelivery, LocalEvent, RecordKind
 from connector.metrics import ConnectorMetrics
 from tests.local.test_amqp_helpers import (
+    BROKER_URL,
     broker,
     get_all,
     make_settings,
@@ -324,3 +327,40 @@ def test_close_hands_back_buffered_records_as_fresh_messages(
     assert queue_depth(topology.quarantine_queue) == 0
     for item in items:
         item.ack()
+
+
+def test_publisher_recovers_from_a_lost_connection_and_a_deleted_exchange(
+    topology: AmqpTopology, side_factory: SideFactory
+) -> None:
+    side = side_factory()
+    side.emit(LocalEvent("outbound.accepted", {"n": 1}))
+    side._publisher._conn.connection.sock.shutdown(socket.SHUT_RDWR)  # link dropped while idle
+    side.emit(LocalEvent("outbound.sent", {"n": 1}))  # reconnects once, transparently
+
+    with broker() as conn:
+        conn.channel().exchange_delete(topology.events_exchange)
+    with pytest.raises(UnavailableError) as caught:
+        side.emit(LocalEvent("outbound.failed", {"n": 1}))
+    assert caught.value.reason == "broker_not_found"
+    side.emit(LocalEvent("outbound.failed", {"n": 1}))  # the topology was declared again
+    keys = [m.delivery_info["routing_key"] for m in get_all(topology.events_queue)]
+    assert keys == ["outbound.accepted", "outbound.sent", "outbound.failed"]
+
+
+def test_dead_letter_command_line_lists_and_replays(
+    topology: AmqpTopology, side_factory: SideFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    publish_records(topology.outbound_queue, records(2))
+    side = side_factory()
+    for item in fetch_all(side, 2):
+        item.dead_letter(PermanentError("mapping 'x' unknown", reason="unknown_mapping",
+                                        stage="map"))
+    side.close()
+    prefix = topology.outbound_queue.removesuffix("edoc.outbound")
+    assert amqp_replay.main(["--url", BROKER_URL, "--prefix", prefix, "list"]) == 0
+    listed = capsys.readouterr()
+    assert "rec-0000\tunknown_mapping\tmap" in listed.out
+    assert "2 record(s) listed" in listed.err
+    assert amqp_replay.main(["--url", BROKER_URL, "--prefix", prefix, "replay", "--all"]) == 0
+    assert queue_depth(topology.outbound_queue) == 2
+    assert queue_depth(topology.dead_letter_queue) == 0
