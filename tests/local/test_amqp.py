@@ -334,7 +334,9 @@ def test_publisher_recovers_from_a_lost_connection_and_a_deleted_exchange(
 ) -> None:
     side = side_factory()
     side.emit(LocalEvent("outbound.accepted", {"n": 1}))
-    side._publisher._conn.connection.sock.shutdown(socket.SHUT_RDWR)  # link dropped while idle
+    publisher_connection = side._publisher._conn
+    assert publisher_connection is not None
+    publisher_connection.connection.sock.shutdown(socket.SHUT_RDWR)  # link dropped while idle
     side.emit(LocalEvent("outbound.sent", {"n": 1}))  # reconnects once, transparently
 
     with broker() as conn:
