@@ -36,10 +36,9 @@ from connector.errors import ConfigurationError, ConnectorError, PermanentError
 from connector.local.amqp_attachments import pack
 from connector.local.amqp_consumer import Delivery, IntakeConsumer
 from connector.local.amqp_message import (
-    URGENCY_MAX,
     crash_count,
+    delivery_priority,
     delivery_routing_key,
-    header_int,
     normalise_content_type,
     origin_queue,
     to_local_record,
@@ -304,7 +303,6 @@ class AmqpLocalSide:
         headers.update(extra)
         headers["x-delivery-kind"] = delivery.kind.value
         routing_key = delivery_routing_key(delivery)
-        priority = header_int(headers.get("x-priority"))
         self._publisher.publish(
             OutgoingMessage(
                 exchange=self.settings.topology.received_exchange,
@@ -313,7 +311,7 @@ class AmqpLocalSide:
                 content_type=content_type,
                 headers=headers,
                 message_id=delivery.delivery_id,
-                priority=None if priority is None else max(0, min(URGENCY_MAX, priority)),
+                priority=delivery_priority(delivery),
                 properties={"timestamp": int(time.time()), "type": routing_key},
             ),
             doing=f"delivering {delivery.kind.value} {delivery.delivery_id} as {routing_key!r}")

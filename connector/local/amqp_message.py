@@ -20,6 +20,7 @@ from connector.local.amqp_settings import (
     H_DELIVERIES,
     H_FORMAT,
     H_MAPPING,
+    H_PRIORITY,
     H_RECORD_ID,
     H_REDELIVERED,
     H_SOURCE_QUEUE,
@@ -29,6 +30,7 @@ from connector.local.amqp_settings import (
 from connector.local.base import DeliveryKind, LocalDelivery, LocalRecord, RecordKind
 
 URGENCY_MAX = 3  # record priorities are 0 (normal) .. 3 (Hỏa tốc)
+_BUSINESS_TYPES = {"0": "new", "1": "revoke", "2": "update", "3": "replace"}
 
 
 def to_local_record(delivery: Delivery, topology: AmqpTopology) -> LocalRecord:
@@ -65,11 +67,22 @@ def origin_queue(delivery: Delivery, topology: AmqpTopology) -> str:
 
 def delivery_routing_key(delivery: LocalDelivery) -> str:
     """``document.<new|revoke|update|replace>`` or ``status.<code>``."""
+    headers = delivery.headers
     if delivery.kind is DeliveryKind.STATUS:
-        code = header_text(delivery.headers.get(H_STATUS_CODE)) or "unknown"
+        code = _header(headers, H_STATUS_CODE) or "unknown"
         return f"status.{code}"
-    business = header_text(delivery.headers.get(H_BUSINESS_TYPE)) or "new"
-    return f"document.{business}"
+    business = _header(headers, H_BUSINESS_TYPE) or "new"
+    return f"document.{_BUSINESS_TYPES.get(business, business)}"
+
+
+def delivery_priority(delivery: LocalDelivery) -> int | None:
+    """The urgency (0..3) a delivery carries in its headers, if any."""
+    value = header_int(_header(delivery.headers, H_PRIORITY))
+    return None if value is None else max(0, min(URGENCY_MAX, value))
+
+
+def _header(headers: Mapping[str, str], name: str) -> str:
+    return header_text(headers.get(name) or headers.get("x-" + name)).strip().lower()
 
 
 def crash_count(delivery: Delivery) -> int:

@@ -30,9 +30,10 @@ H_REPLAYS = "x-connector-replays"  # how many times an operator replayed it
 H_DELIVERIES = "x-connector-deliveries"  # deliveries that ended with the connector dying
 H_REDELIVERED = "x-connector-redelivered"  # in LocalRecord.headers: "true" / "false"
 
-# Headers the daemon may put on a LocalDelivery to choose its routing key.
-H_BUSINESS_TYPE = "x-business-doc-type"  # new / revoke / update / replace (documents)
-H_STATUS_CODE = "x-status-code"  # 01 .. 16 (status notices)
+# Headers the daemon puts on a LocalDelivery; they choose its routing key and priority.
+H_BUSINESS_TYPE = "business-doc-type"  # 0..3 (BussinessDocType) or new/revoke/update/replace
+H_STATUS_CODE = "status-code"  # 01 .. 16 (status notices)
+H_PRIORITY = "priority"  # 0..3: the document's urgency
 H_ATTACHMENTS = "x-attachments"  # JSON list of claim-check files of a delivery
 
 CONNECTOR_HEADER_PREFIX = "x-connector-"

@@ -249,9 +249,9 @@ def test_deliver_and_emit_reach_the_local_queues(topology: AmqpTopology,
     side.deliver(LocalDelivery(
         "in-1", DeliveryKind.DOCUMENT, b'{"so": "12/UBND"}', "application/json",
         attachments=[("công văn.pdf", b"%PDF-1.7 body"), ("phụ lục.pdf", b"%PDF annex")],
-        headers={"x-business-doc-type": "replace", "x-priority": "2"}))
+        headers={"business-doc-type": "3", "priority": "2", "document-id": "x"}))
     side.deliver(LocalDelivery("st-1", DeliveryKind.STATUS, b"{}", "application/json",
-                               headers={"x-status-code": "03"}))
+                               headers={"status-code": "03"}))
     side.emit(LocalEvent("status.01", {"document_id": "000.00.00.H01,2024/01/02,12/UBND"},
                          event_id="ev-1"))
     document, status = get_all(topology.inbound_queue)
