@@ -29,6 +29,7 @@ from prometheus_client import (
     Histogram,
     Info,
     ProcessCollector,
+    disable_created_metrics,
     generate_latest,
 )
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
@@ -104,6 +105,9 @@ class ConnectorMetrics:
         version: str = "",
         process_metrics: bool = True,
     ) -> None:
+        # The *_created series double every counter for little use; the switch is
+        # process-wide in prometheus-client, and the connector owns its process.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
         self._direction = _DirectionGuard()
