@@ -32,7 +32,12 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from connector.errors import ConfigurationError, ConnectorError, PermanentError
+from connector.errors import (
+    ConfigurationError,
+    ConnectorError,
+    PermanentError,
+    UnavailableError,
+)
 from connector.local.amqp_attachments import pack
 from connector.local.amqp_consumer import Delivery, IntakeConsumer
 from connector.local.amqp_message import (
@@ -294,11 +299,17 @@ class AmqpLocalSide:
 
     def deliver(self, delivery: LocalDelivery) -> None:
         """Publish a received document or status to the received exchange (confirmed)."""
-        body, content_type, extra = pack(
-            delivery.body, delivery.content_type, delivery.attachments,
-            delivery_id=delivery.delivery_id,
-            claim_check_dir=self.settings.claim_check_dir,
-            inline_max_bytes=self.settings.inline_attachments_max_bytes)
+        try:
+            body, content_type, extra = pack(
+                delivery.body, delivery.content_type, delivery.attachments,
+                delivery_id=delivery.delivery_id,
+                claim_check_dir=self.settings.claim_check_dir,
+                inline_max_bytes=self.settings.inline_attachments_max_bytes)
+        except OSError as exc:
+            raise UnavailableError(
+                f"cannot write the attachments of {delivery.delivery_id} into the claim-check "
+                f"directory {self.settings.claim_check_dir}: {exc}",
+                reason="claim_check_unwritable") from exc
         headers = {str(k): str(v) for k, v in delivery.headers.items()}
         headers.update(extra)
         headers["x-delivery-kind"] = delivery.kind.value

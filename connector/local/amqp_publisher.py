@@ -141,6 +141,9 @@ class ConfirmingPublisher:
                     raise err from exc
                 log.info("publisher connection was lost; reconnecting once (%s)", err.message)
                 continue
+            except Exception as exc:  # anything else: the channel state is unknown
+                self._reset()
+                raise translate(exc, doing) from exc
             if self._returned:
                 raise UnroutableError(
                     f"RabbitMQ returned the message while {doing}: no queue is bound to "

@@ -280,6 +280,15 @@ def test_large_attachments_go_by_claim_check(topology: AmqpTopology, tmp_path: P
     assert path.parent.parent == tmp_path  # the name cannot escape the folder
     assert path.read_bytes() == b"x" * 100 and listed["size"] == 100
 
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_bytes(b"")
+    stuck = side_factory(claim_check_dir=blocked, inline_attachments_max_bytes=10)
+    with pytest.raises(UnavailableError) as caught:
+        stuck.deliver(LocalDelivery("in/3", DeliveryKind.DOCUMENT, b"{}", "application/json",
+                                    attachments=[("big.pdf", b"x" * 100)]))
+    assert caught.value.reason == "claim_check_unwritable"
+    assert get_all(topology.inbound_queue) == []  # nothing published without its files
+
 
 def test_broker_down_at_start_is_retried_and_fetch_reports_unavailable(
     topology: AmqpTopology,
