@@ -115,6 +115,23 @@ class Supervisor:
         return 0
 
 
+def pool_process_started(parent_pid: int, interval: float = 1.0) -> None:
+    """Initializer of the worker pool's processes: they follow the daemon, never outlive it.
+
+    SIGINT (a Ctrl-C to the process group) is left to the daemon, which stops the pool itself;
+    and a watcher ends the process once its parent is gone (kill -9 of the daemon), instead of
+    leaving an orphan that holds resources of a connector that is being restarted.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(interval)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def sleep_until(stop: threading.Event, seconds: float) -> bool:
     """Sleep up to ``seconds`` unless stopping; True if the daemon is stopping."""
     return stop.wait(max(seconds, 0.0))

@@ -11,6 +11,8 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import logging
+import multiprocessing
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +23,7 @@ from cryptography import x509
 
 from connector import __version__
 from connector.config_schema import AmqpConfig, Config, KeyConfig, PdfPolicyConfig
+from connector.daemon import lifecycle
 from connector.daemon.adapters import (
     MappingAdapter,
     PdfAdapter,
@@ -265,7 +268,14 @@ def build(
     closers.append(close_local)
     pool: concurrent.futures.Executor
     if config.workers.kind == "process":
-        pool = concurrent.futures.ProcessPoolExecutor(config.workers.effective_size())
+        # Spawned, not forked: a forked worker would inherit the spool lock and the store's
+        # descriptors and, after a kill -9 of the daemon, keep the lock and block the restart.
+        pool = concurrent.futures.ProcessPoolExecutor(
+            config.workers.effective_size(),
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=lifecycle.pool_process_started,
+            initargs=(os.getpid(),),
+        )
     else:
         pool = concurrent.futures.ThreadPoolExecutor(config.workers.effective_size())
     closers.append(lambda: pool.shutdown(wait=False, cancel_futures=True))
