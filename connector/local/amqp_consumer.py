@@ -164,7 +164,11 @@ class IntakeConsumer:
             return taken
 
     def ack(self, delivery: Delivery) -> None:
+        """Acknowledge; returns once the consumer thread has written the ack (or the
+        connection it arrived on is gone, which makes the ack void)."""
         self._submit("ack", delivery)
+        if self.is_current(delivery):
+            self.flush(self._settings.publish_timeout)
 
     def requeue(self, delivery: Delivery) -> None:
         self._submit("requeue", delivery)

@@ -99,16 +99,34 @@ def test_conflicting_existing_queue_is_a_configuration_error(topology: AmqpTopol
 
 
 def test_urgent_records_overtake_a_backlog(topology: AmqpTopology, side_factory: SideFactory) -> None:
-    backlog = records(200, "ordinary")
+    backlog = records(500, "ordinary")
     urgent = records(10, "urgent")
     publish_records(topology.outbound_queue, backlog)
-    publish_records(topology.outbound_queue, urgent, priority=lambda i: 3 if i % 2 else 1)
+    publish_records(topology.outbound_queue, urgent[:4], priority=lambda i: 3 if i % 2 else 1)
     side = side_factory(prefetch=16)
-    first = fetch_all(side, 10)[:10]
-    assert sorted(item.record.record_id for item in first) == sorted(r["id"] for r in urgent)
-    assert [item.record.priority for item in first] == [3] * 5 + [1] * 5
+    first = fetch_all(side, 4)[:4]
+    assert [item.record.record_id for item in first] == [
+        "urgent-0001", "urgent-0003", "urgent-0000", "urgent-0002"]  # 3 before 1, then age
+    assert [item.record.priority for item in first] == [3, 3, 1, 1]
+    order = [item.record.record_id for item in first]
     for item in first:
         item.ack()
+    def work_through(count: int) -> None:
+        deadline = time.monotonic() + 20
+        target = len(order) + count
+        while len(order) < target:
+            assert time.monotonic() < deadline, f"{target - len(order)} records missing"
+            for item in side.fetch(1, 0.2):
+                order.append(item.record.record_id)
+                item.ack()
+
+    work_through(50)  # the daemon works through the backlog ...
+    publish_records(topology.outbound_queue, urgent[4:], priority=lambda i: 2)  # ... more come
+    work_through(456)
+    late_urgent = [order.index(r["id"]) for r in urgent[4:]]
+    # They overtake all but what was already prefetched (16 per queue) when they arrived.
+    assert max(late_urgent) < 54 + 16 + 6 + 10, late_urgent
+    assert sorted(order) == sorted(r["id"] for r in backlog + urgent)
 
 
 def test_record_carries_the_message_contract(topology: AmqpTopology,

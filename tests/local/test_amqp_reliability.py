@@ -230,3 +230,51 @@ def test_a_record_that_keeps_crashing_the_connector_ends_in_the_dead_letter_queu
     assert headers[H_REASON] == "delivery_limit" and headers[H_DELIVERIES] == 3
     assert queue_depth(topology.outbound_queue) == 0
     assert queue_depth(topology.quarantine_queue) == 0  # the innocent ones were all acked
+
+
+KILLED_CONSUMER = textwrap.dedent("""
+    import os, signal, sys
+    from connector.local.amqp import AmqpLocalSide
+    from connector.local.amqp_settings import AmqpSettings, AmqpTopology
+    settings = AmqpSettings(url=sys.argv[1], topology=AmqpTopology.prefixed(sys.argv[2]),
+                            prefetch=20)
+    side = AmqpLocalSide(settings)
+    side.start()
+    kill_after = int(sys.argv[3])
+    done = 0
+    while True:
+        items = side.fetch(10, 1.5)
+        if not items:
+            side.close()
+            sys.exit(0)
+        for item in items:
+            item.ack()
+            print(item.record.record_id, item.redelivered, flush=True)
+            done += 1
+            if done == kill_after:
+                os.kill(os.getpid(), signal.SIGKILL)
+""")
+
+
+def test_sigkill_mid_run_and_restart_loses_nothing(topology: AmqpTopology) -> None:
+    prefix = topology.outbound_queue.removesuffix("edoc.outbound")
+    expected = {str(r["id"]) for r in records(400)}
+    publish_records(topology.outbound_queue, records(400))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    seen: Counter[str] = Counter()
+    for kill_after in ("150", "0"):
+        run = subprocess.run(
+            [sys.executable, "-c", KILLED_CONSUMER, BROKER_URL, prefix, kill_after],
+            env=env, capture_output=True, text=True, timeout=60)
+        assert run.returncode == (-9 if kill_after != "0" else 0), run.stderr[-2000:]
+        for line in run.stdout.splitlines():
+            record_id, redelivered = line.split()
+            if seen[record_id]:
+                assert redelivered == "True", f"{record_id} came twice, unflagged"
+            seen[record_id] += 1
+    assert set(seen) == expected  # nothing lost
+    twice = [record_id for record_id, count in seen.items() if count > 1]
+    assert len(twice) <= 20  # at most the prefetch window; the store absorbs them
+    assert queue_depth(topology.outbound_queue) == 0
+    assert queue_depth(topology.quarantine_queue) == 0
+    assert queue_depth(topology.dead_letter_queue) == 0
