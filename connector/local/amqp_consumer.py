@@ -119,6 +119,8 @@ class IntakeConsumer:
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
+        self._pipe_lock = threading.Lock()
+        self._pipe_open = True
         self._thread = threading.Thread(target=self._run, name="amqp-consumer", daemon=True)
         self.current_connection: BrokerConnection | None = None  # for diagnostics and tests
 
@@ -205,8 +207,14 @@ class IntakeConsumer:
         self._wake()
         if self._thread.is_alive():
             self._thread.join(timeout)
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+        if self._thread.is_alive():
+            log.warning("the AMQP consumer thread did not stop within %.0fs", timeout)
+            return  # it still uses the pipe; the daemon thread ends with the process
+        with self._pipe_lock:  # no write may hit a descriptor number reused after close
+            if self._pipe_open:
+                self._pipe_open = False
+                os.close(self._wake_r)
+                os.close(self._wake_w)
 
     def _submit(self, action: str, target: object) -> None:
         with self._cond:
@@ -214,9 +222,10 @@ class IntakeConsumer:
         self._wake()
 
     def _wake(self) -> None:
-        # A full pipe wakes the thread anyway; a closed one means it has stopped.
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"x")
+        with self._pipe_lock:
+            if self._pipe_open:
+                with contextlib.suppress(BlockingIOError):  # full: the thread wakes anyway
+                    os.write(self._wake_w, b"x")
 
     # ---- the consumer thread ------------------------------------------------------------
 
