@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from connector.errors import ConnectorError
+from connector.errors import ConfigurationError, ConnectorError
 from connector.local.amqp_connection import close_quietly, open_connection, translate
 from connector.local.amqp_message import header_text, strip_connector_headers
 from connector.local.amqp_publisher import ConfirmingPublisher, OutgoingMessage
@@ -152,6 +152,7 @@ def _describe(message: Any, default_queue: str) -> DeadLetter:
 # ---- command line -----------------------------------------------------------------------
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="connector configuration file (local.type: amqp)")
     parser.add_argument("--url", help="broker URL (default: $CONNECTOR_AMQP_URL or local guest)")
     parser.add_argument("--prefix", default="", help="prefix of the topology names")
     parser.add_argument("--json", action="store_true", help="print JSON lines")
@@ -166,14 +167,28 @@ def configure(parser: argparse.ArgumentParser) -> None:
     replay.add_argument("--limit", type=int, default=None)
 
 
-def run(args: argparse.Namespace) -> int:
+def _settings(args: argparse.Namespace) -> AmqpSettings:
+    if args.config:
+        # Imported here: only this way of choosing the broker needs the configuration code.
+        from connector.config import load_config
+        from connector.daemon.wiring import amqp_settings
+
+        config = load_config(args.config)
+        if config.local.type != "amqp" or config.local.amqp is None:
+            raise ConfigurationError(f"{args.config}: local.type is not amqp",
+                                     reason="not_amqp")
+        return amqp_settings(config.local.amqp)
     overrides: dict[str, object] = {}
     if args.url:
         overrides["url"] = args.url
     if args.prefix:
         overrides["topology"] = AmqpTopology.prefixed(args.prefix)
-    settings = AmqpSettings.from_env(**overrides)
+    return AmqpSettings.from_env(**overrides)
+
+
+def run(args: argparse.Namespace) -> int:
     try:
+        settings = _settings(args)
         if args.action == "list":
             letters = list_dead_letters(settings, args.limit)
         else:

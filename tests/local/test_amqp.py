@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from connector.errors import ConfigurationError, PermanentError, UnavailableError
 from connector.local import amqp_replay
@@ -393,3 +394,19 @@ def test_dead_letter_command_line_lists_and_replays(
     assert amqp_replay.main(["--url", BROKER_URL, "--prefix", prefix, "replay", "--all"]) == 0
     assert queue_depth(topology.outbound_queue) == 2
     assert queue_depth(topology.dead_letter_queue) == 0
+
+
+def test_dead_letter_command_line_reads_the_connector_configuration(
+    topology: AmqpTopology, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shipped = Path(__file__).resolve().parents[2] / "config" / "connector.yaml"
+    document = yaml.safe_load(shipped.read_text(encoding="utf-8"))
+    document["local"] = {"type": "amqp", "amqp": {
+        "url": BROKER_URL.replace("guest:guest@", "guest@"),  # no password in the YAML
+        "topology": {"prefix": topology.outbound_queue.removesuffix("edoc.outbound")},
+    }}
+    config = tmp_path / "connector.yaml"
+    config.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    publish_records(topology.dead_letter_queue, records(1, "parked"))
+    assert amqp_replay.main(["--config", str(config), "list"]) == 0
+    assert "parked-0000" in capsys.readouterr().out
