@@ -334,6 +334,9 @@ def build(
     return runtime
 
 
+AT_RISK_WINDOW = 2 * 3600.0  # R6: a deadline this close counts as at risk
+
+
 def _snapshot(store: SqliteStore) -> StoreSnapshot:
     now = time.time()
     counts = store.counts()
@@ -342,11 +345,13 @@ def _snapshot(store: SqliteStore) -> StoreSnapshot:
         for c in counts
         if c.direction.value == "out" and c.state.value in ("ACCEPTED", "READY")
     )
+    late = store.count_past_deadline(now)
     return StoreSnapshot(
         outbox_packages=outbox,
         outbox_oldest_age_seconds=store.oldest_outbox_age(now) or 0.0,
         packages=state_mapping(counts),
-        deadline_late=store.count_past_deadline(now),
+        deadline_late=late,
+        deadline_at_risk=max(store.count_past_deadline(now + AT_RISK_WINDOW) - late, 0),
     )
 
 
