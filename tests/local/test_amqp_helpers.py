@@ -35,7 +35,7 @@ def broker_reachable() -> str | None:
     """None when a broker answers, else why not."""
     try:
         with broker(connect_timeout=3) as conn:
-            conn.connect()
+            conn.ensure_connection(max_retries=0, interval_start=0, interval_step=0)
     except Exception as exc:
         return f"no RabbitMQ at {BROKER_URL}: {type(exc).__name__}: {exc}"
     return None
