@@ -20,8 +20,6 @@ No retries and no metrics here (they are written once around every transport).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import threading
 from collections.abc import Sequence
@@ -127,19 +125,9 @@ class EdocRestClient:
         with self._types_lock:
             kind = self._types.get(doc_id, "edoc")
         answer = self._call("POST", "getDocument", {"docid": doc_id, "type": _WIRE_TYPES[kind]})
-        data = answer.get("data")
-        if not isinstance(data, str) or not data:
-            raise TransientError(
-                f"hub {self._where} returned no content for getDocument {doc_id}",
-                reason="hub_bad_response",
-            )
-        try:
-            return base64.b64decode(data, validate=True)
-        except (binascii.Error, ValueError):
-            raise TransientError(
-                f"hub {self._where} returned invalid base64 for getDocument {doc_id}",
-                reason="hub_bad_response",
-            ) from None
+        return http_edge.document_bytes(
+            answer, where=self._where, call="getDocument", doc_id=doc_id
+        )
 
     def acknowledge(self, doc_id: str, ok: bool) -> None:
         if not ok:

@@ -17,6 +17,8 @@ protocol client then checks its own success fields. This module must not know a 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import ssl
 from collections.abc import Callable
@@ -233,3 +235,18 @@ def display(url: httpx.URL) -> str:
 
 def text(value: object) -> str:
     return "" if value is None else str(value)
+
+
+def document_bytes(answer: dict[str, object], *, where: str, call: str, doc_id: str) -> bytes:
+    """The package in a get-document answer (base64 in ``data``); TransientError if unusable."""
+    data = answer.get("data")
+    if not isinstance(data, str) or not data:
+        raise TransientError(
+            f"hub {where} returned no content for {call} {doc_id}", reason="hub_bad_response"
+        )
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise TransientError(
+            f"hub {where} returned invalid base64 for {call} {doc_id}", reason="hub_bad_response"
+        ) from None

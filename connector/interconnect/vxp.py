@@ -12,8 +12,6 @@ headers travels, and error texts name the call and the hub's host, never headers
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import time
@@ -117,19 +115,7 @@ class VxpClient:
 
     def fetch(self, doc_id: str) -> bytes:
         answer = self._call("getEdoc", [("docId", doc_id)])
-        data = answer.get("data")
-        if not isinstance(data, str) or not data:
-            raise TransientError(
-                f"hub {self._where} returned no content for getEdoc {doc_id}",
-                reason="hub_bad_response",
-            )
-        try:
-            return base64.b64decode(data, validate=True)
-        except (binascii.Error, ValueError):
-            raise TransientError(
-                f"hub {self._where} returned invalid base64 for getEdoc {doc_id}",
-                reason="hub_bad_response",
-            ) from None
+        return http_edge.document_bytes(answer, where=self._where, call="getEdoc", doc_id=doc_id)
 
     def acknowledge(self, doc_id: str, ok: bool) -> None:
         self._call("updateStatus", [("docid", doc_id), ("status", "done" if ok else "fail")])
