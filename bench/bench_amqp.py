@@ -165,7 +165,7 @@ def main() -> None:
         return
     rows = run(args.url, args.count)
     print(f"RabbitMQ at {args.url}; prefetch {PREFETCH}; persistent messages; "
-          f"{args.count} x 10 KB, {max(50, args.count // 10)} x 310 KB")
+          f"{args.count} metadata-only and {max(50, args.count // 10)} large records")
     print(f"{'scenario':<28} {'body':<26} {'plain kombu/s':>14} {'adapter/s':>10} {'ratio':>6}")
     for scenario, size, plain, adapter in rows:
         adapter_text = f"{adapter:10.0f}" if adapter is not None else f"{'-':>10}"

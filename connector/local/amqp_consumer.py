@@ -112,7 +112,9 @@ class IntakeConsumer:
         # (sent by the broker, never read by us); they are excused like the ones we held.
         self._amnesty: dict[str, int] = {}
         self._amnesty_until = 0.0
-        self._ops: collections.deque[tuple[str, object]] = collections.deque()
+        # (action, delivery or None, event set once applied or None), applied in order
+        self._ops: collections.deque[
+            tuple[str, Delivery | None, threading.Event | None]] = collections.deque()
         self._consuming = True
         self._cancelled = threading.Event()
         self._stop = threading.Event()
@@ -168,9 +170,12 @@ class IntakeConsumer:
     def ack(self, delivery: Delivery) -> None:
         """Acknowledge; returns once the consumer thread has written the ack (or the
         connection it arrived on is gone, which makes the ack void)."""
-        self._submit("ack", delivery)
-        if self.is_current(delivery):
-            self.flush(self._settings.publish_timeout)
+        if not self.is_current(delivery):
+            self._submit("ack", delivery)  # void; applied (skipped) for the bookkeeping
+            return
+        done = threading.Event()
+        self._submit("ack", delivery, done)
+        done.wait(self._settings.publish_timeout)
 
     def requeue(self, delivery: Delivery) -> None:
         self._submit("requeue", delivery)
@@ -185,7 +190,7 @@ class IntakeConsumer:
             self._consuming = False  # a session starting now does not subscribe
             connected = self._connected
         if connected:
-            self._submit("cancel", None)
+            self._submit("cancel")
             self._cancelled.wait(timeout)
         with self._cond:
             self._consuming = False
@@ -198,7 +203,7 @@ class IntakeConsumer:
         if not self._connected:
             return  # settlements of a lost connection are void anyway
         done = threading.Event()
-        self._submit("flush", done)
+        self._submit("flush", None, done)
         done.wait(timeout)
 
     def stop(self, timeout: float) -> None:
@@ -216,9 +221,10 @@ class IntakeConsumer:
                 os.close(self._wake_r)
                 os.close(self._wake_w)
 
-    def _submit(self, action: str, target: object) -> None:
+    def _submit(self, action: str, delivery: Delivery | None = None,
+                done: threading.Event | None = None) -> None:
         with self._cond:
-            self._ops.append((action, target))
+            self._ops.append((action, delivery, done))
         self._wake()
 
     def _wake(self) -> None:
@@ -344,13 +350,15 @@ class IntakeConsumer:
             with self._cond:
                 if not self._ops:
                     return
-                action, target = self._ops.popleft()
-            if isinstance(target, threading.Event):
-                target.set()
-            elif action == "cancel":
-                self._cancel_consumers(channels)
-            elif isinstance(target, Delivery):
-                self._settle(channels, action, target)
+                action, delivery, done = self._ops.popleft()
+            try:
+                if action == "cancel":
+                    self._cancel_consumers(channels)
+                elif delivery is not None:
+                    self._settle(channels, action, delivery)
+            finally:
+                if done is not None:
+                    done.set()
 
     def _settle(self, channels: dict[str, Any], action: str, delivery: Delivery) -> None:
         key = (delivery.generation, delivery.channel, delivery.delivery_tag)
@@ -408,7 +416,7 @@ class IntakeConsumer:
     def _release_waiters(self) -> None:
         with self._cond:
             self._connected = False
-            pending = [target for _, target in self._ops if isinstance(target, threading.Event)]
+            pending = [done for _, _, done in self._ops if done is not None]
             self._ops.clear()
             self._cond.notify_all()
         for event in pending:
