@@ -7,13 +7,10 @@ threads hand it (through a queue and a wake-up pipe, so they take effect at once
 the daemon does its CPU-heavy work elsewhere. Deliveries wait in a buffer bounded by the
 prefetch count, urgent first.
 
-On connection loss it reconnects with jittered back-off and re-declares the topology.
-Everything unacknowledged on the lost connection is redelivered by the broker; those
-messages are remembered as *not suspect* (the loss was not their fault), and so are up to
-prefetch-minus-held redeliveries in the first seconds after reconnecting (messages the
-broker had sent that never reached us). A message that arrives redelivered without such
-an excuse was in flight when a connector died: it is flagged ``suspect`` so the adapter
-can count the crash against it (poison handling). This module must not publish.
+On connection loss it reconnects with jittered back-off and re-declares the topology;
+the broker redelivers everything unacknowledged. A redelivery this process cannot explain
+(``amqp_redelivery``) is flagged ``suspect``: it was in flight when a connector died, and
+the adapter counts that crash against it. This module must not publish.
 """
 
 from __future__ import annotations
@@ -43,14 +40,13 @@ from connector.local.amqp_connection import (
     read_available,
     translate,
 )
+from connector.local.amqp_redelivery import RedeliveryExcuses
 from connector.local.amqp_settings import H_RECORD_ID, AmqpSettings
 from connector.local.amqp_topology import declare_topology
 
 log = logging.getLogger(__name__)
 
 MAIN, QUARANTINE = "main", "quarantine"
-_EXEMPT_MEMORY = 10_000  # fingerprints remembered as "redelivered through no fault of theirs"
-_AMNESTY_SECONDS = 30.0  # redeliveries after a reconnect arrive at once (queue head)
 
 
 @dataclass(eq=False)
@@ -107,11 +103,7 @@ class IntakeConsumer:
         self._last_error: ConnectorError | None = None
         # (generation, channel, tag) -> every delivery not yet settled
         self._unsettled: dict[tuple[int, str, int], Delivery] = {}
-        self._exempt: collections.OrderedDict[str, None] = collections.OrderedDict()
-        # After a loss: per queue, how many redeliveries may be messages that were on the wire
-        # (sent by the broker, never read by us); they are excused like the ones we held.
-        self._amnesty: dict[str, int] = {}
-        self._amnesty_until = 0.0
+        self._excuses = RedeliveryExcuses()
         # (action, delivery or None, event set once applied or None), applied in order
         self._ops: collections.deque[
             tuple[str, Delivery | None, threading.Event | None]] = collections.deque()
@@ -305,7 +297,7 @@ class IntakeConsumer:
         with self._cond:
             self._connected = True
             self._last_error = None
-            self._amnesty_until = time.monotonic() + _AMNESTY_SECONDS
+            self._excuses.connected()
             self._cond.notify_all()
         log.info("consuming %s (prefetch %d)", ", ".join(topology.intake_queues),
                  self._settings.prefetch)
@@ -330,20 +322,11 @@ class IntakeConsumer:
         )
         with self._cond:
             if delivery.redelivered:
-                delivery.suspect = not self._excused(delivery)
+                delivery.suspect = not self._excuses.is_excused(delivery.queue,
+                                                                delivery.fingerprint)
             self._unsettled[(generation, channel, delivery.delivery_tag)] = delivery
             heapq.heappush(self._ready, (-delivery.priority, next(self._arrivals), delivery))
             self._cond.notify_all()
-
-    def _excused(self, delivery: Delivery) -> bool:
-        """Whether a redelivery is explained by a release or connection loss of ours."""
-        if delivery.fingerprint in self._exempt:
-            del self._exempt[delivery.fingerprint]
-            return True
-        if self._amnesty.get(delivery.queue, 0) > 0 and time.monotonic() < self._amnesty_until:
-            self._amnesty[delivery.queue] -= 1
-            return True
-        return False
 
     def _apply_ops(self, channels: dict[str, Any]) -> None:
         while True:
@@ -366,7 +349,7 @@ class IntakeConsumer:
             current = delivery.generation == self._generation
             self._unsettled.pop(key, None)
             if action == "requeue":
-                self._excuse(delivery.fingerprint)
+                self._excuses.excuse(delivery.fingerprint)
         if not current:
             log.info("%s of a delivery from a lost connection skipped: the broker "
                      "redelivers it (%s)", action, delivery.queue)
@@ -384,27 +367,22 @@ class IntakeConsumer:
                 channel.basic_cancel(tag)
         self._cancelled.set()
 
-    def _excuse(self, fingerprint: str) -> None:
-        self._exempt[fingerprint] = None
-        self._exempt.move_to_end(fingerprint)
-        while len(self._exempt) > _EXEMPT_MEMORY:
-            self._exempt.popitem(last=False)
-
     def _lose(self, err: ConnectorError) -> None:
         with self._cond:
             was_connected = self._connected
             self._connected = False
             self._last_error = err
             self._generation += 1  # deliveries of the lost connection can no longer be acked
-            held: collections.Counter[str] = collections.Counter()
-            for delivery in self._unsettled.values():
-                self._excuse(delivery.fingerprint)
-                held[delivery.queue] += 1
+            held = [(d.queue, d.fingerprint) for d in self._unsettled.values()]
             self._unsettled.clear()
             if was_connected:
-                limits = {q: self._settings.prefetch for q in self._settings.topology.intake_queues}
-                limits[self._settings.topology.quarantine_queue] = 1
-                self._amnesty = {q: max(0, limit - held[q]) for q, limit in limits.items()}
+                topology = self._settings.topology
+                limits = {queue: self._settings.prefetch for queue in topology.intake_queues}
+                limits[topology.quarantine_queue] = 1
+                self._excuses.connection_lost(held, limits)
+            else:
+                for _, fingerprint in held:
+                    self._excuses.excuse(fingerprint)
             self._ready.clear()  # the broker redelivers them
             self._cond.notify_all()
         if self._consuming is False:

@@ -16,6 +16,7 @@ from connector.errors import ConfigurationError, PermanentError, UnavailableErro
 from connector.local import amqp_replay
 from connector.local.amqp import AmqpIntakeItem, AmqpLocalSide, normalise_content_type
 from connector.local.amqp_attachments import unpack
+from connector.local.amqp_redelivery import RedeliveryExcuses
 from connector.local.amqp_replay import list_dead_letters, replay_dead_letters
 from connector.local.amqp_settings import (
     H_ATTACHMENTS,
@@ -410,3 +411,21 @@ def test_dead_letter_command_line_reads_the_connector_configuration(
     publish_records(topology.dead_letter_queue, records(1, "parked"))
     assert amqp_replay.main(["--config", str(config), "list"]) == 0
     assert "parked-0000" in capsys.readouterr().out
+
+
+def test_redelivery_excuses() -> None:
+    now = [0.0]
+    excuses = RedeliveryExcuses(clock=lambda: now[0])
+    excuses.excuse("released")
+    assert excuses.is_excused("q", "released")
+    assert not excuses.is_excused("q", "released")  # an excuse is used once
+    # Lost link: 3 held of a prefetch of 5 -> those 3, plus 2 unseen ones, are excused.
+    excuses.connection_lost([("q", "a"), ("q", "b"), ("q", "c")], {"q": 5, "quarantine": 1})
+    excuses.connected()
+    assert all(excuses.is_excused("q", fp) for fp in ("a", "b", "c", "unseen-1", "unseen-2"))
+    assert not excuses.is_excused("q", "crashed-elsewhere")
+    assert excuses.is_excused("quarantine", "x") and not excuses.is_excused("quarantine", "y")
+    excuses.connection_lost([], {"q": 5})
+    excuses.connected()
+    now[0] += 31  # the amnesty covers only the first seconds after reconnecting
+    assert not excuses.is_excused("q", "late")
