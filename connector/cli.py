@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("connector.daemon.cmd_check", "load and check a connector configuration"),
     "run": ("connector.daemon.cmd_run", "run the connector daemon"),
     "messages": ("connector.store.cmd_messages", "list, show and retry tracked packages"),
+    "dead-letters": ("connector.local.amqp_replay", "list and replay the AMQP dead-letter queue"),
 }
 
 

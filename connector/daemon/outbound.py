@@ -20,10 +20,16 @@ import threading
 from connector.daemon.events import emit, error_fields, timed
 from connector.daemon.lifecycle import sleep_until
 from connector.daemon.ports import Services
+from connector.daemon.retry import Fate, decide
 from connector.edxml import build_package, validate_package
 from connector.edxml.model import EdocPackage, Package, StatusCode, StatusPackage
 from connector.edxml.problems import EdxmlError
-from connector.errors import ConnectorError, PermanentError, UnavailableError
+from connector.errors import (
+    ConfigurationError,
+    ConnectorError,
+    PermanentError,
+    UnavailableError,
+)
 from connector.local.base import IntakeItem, LocalRecord, RecordKind
 from connector.store.api import AddOutcome, ErrorInfo, NewOutbound, PackageFacts
 from connector.store.states import OutboundState, PackageKind
@@ -139,22 +145,8 @@ def handle(services: Services, item: IntakeItem) -> None:
     try:
         raw, facts, _ = prepare(services, record)
     except PermanentError as exc:
-        refused = services.store.mark_refused(package.id, ErrorInfo.of(exc))
-        services.metrics.refused_record(exc.reason)
-        services.metrics.document("outbound", "refused")
-        log.warning(
-            "record %s refused (%s at %s): %s", record.record_id, exc.reason, exc.stage, exc.message
-        )
-        item.dead_letter(exc)
-        emit(services, "outbound.refused", refused, **error_fields(exc))
+        refuse(services, item, package.id, exc)
         return
-    except ConnectorError as exc:
-        # Transient or a dependency down: leave the record where it is, it comes again.
-        log.warning(
-            "record %s not prepared this time (%s): %s", record.record_id, exc.kind, exc.message
-        )
-        item.release()
-        raise
     services.fault("before_store_ready")
     ready = services.store.mark_ready(package.id, raw, facts)
     if kind is PackageKind.EDOC:
@@ -170,8 +162,49 @@ def handle(services: Services, item: IntakeItem) -> None:
     )
 
 
+def refuse(services: Services, item: IntakeItem, package_id: int, exc: PermanentError) -> None:
+    """Refuse a record for good: REFUSED in the store, dead-lettered with the reason."""
+    refused = services.store.mark_refused(package_id, ErrorInfo.of(exc))
+    services.metrics.refused_record(exc.reason)
+    services.metrics.document("outbound", "refused")
+    log.warning(
+        "record %s refused (%s at %s): %s",
+        item.record.record_id,
+        exc.reason,
+        exc.stage,
+        exc.message,
+    )
+    item.dead_letter(exc)
+    emit(services, "outbound.refused", refused, **error_fields(exc))
+
+
+def _failed_attempt(
+    services: Services, item: IntakeItem, error: BaseException, attempts: dict[str, int]
+) -> None:
+    """A record whose preparation failed (not for good): retry it, but not forever."""
+    record_id = item.record.record_id
+    decision = decide(error, attempts.get(record_id, 0), services.retry)
+    if decision.fate is not Fate.FAIL or not isinstance(decision.error, PermanentError):
+        attempts[record_id] = attempts.get(record_id, 0) + 1
+        log.warning(
+            "record %s not prepared this time (attempt %d): %s",
+            record_id,
+            attempts[record_id],
+            error,
+        )
+        item.release()
+        return
+    attempts.pop(record_id, None)
+    kind = PackageKind.STATUS if item.record.kind is RecordKind.COMMAND else PackageKind.EDOC
+    package = services.store.add_outbound(
+        NewOutbound(local_id=record_id, kind=kind, record=item.record)
+    ).package
+    refuse(services, item, package.id, decision.error)
+
+
 def intake_loop(services: Services, stop: threading.Event) -> None:
     """Worker: take records from the local side until stopped."""
+    attempts: dict[str, int] = {}  # in-process failures per record: a poison record stops
     while not stop.is_set():
         try:
             items = services.intake.fetch(services.timing.batch, services.timing.intake_timeout)
@@ -185,15 +218,16 @@ def intake_loop(services: Services, stop: threading.Event) -> None:
                 continue
             try:
                 handle(services, item)
-            except UnavailableError as exc:
+                attempts.pop(item.record.record_id, None)
+            except (UnavailableError, ConfigurationError) as exc:
                 log.warning("dependency down while preparing: %s", exc.message)
-                sleep_until(stop, services.timing.poll_interval)
-            except ConnectorError:
-                pass  # released above; it will be retried
-            except Exception:
-                log.exception("unexpected error preparing record %s", item.record.record_id)
                 item.release()
                 sleep_until(stop, services.timing.poll_interval)
+            except Exception as exc:
+                if not isinstance(exc, ConnectorError):
+                    log.exception("unexpected error preparing record %s", item.record.record_id)
+                _failed_attempt(services, item, exc, attempts)
+                sleep_until(stop, min(services.timing.poll_interval, 1.0))
 
 
 def resume_accepted(services: Services) -> int:
