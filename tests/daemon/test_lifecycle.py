@@ -59,8 +59,9 @@ SCRIPT = textwrap.dedent(
         stop.wait()
         time.sleep(float(sys.argv[2]))
     sup.add("slow", slow)
+    sup.install_signal_handlers()
     print("ready", flush=True)
-    sys.exit(sup.run())
+    sys.exit(sup.run(install_signals=False))
     """
 )
 
