@@ -11,6 +11,7 @@ import sys
 import time
 
 MODULES = (
+    "bench.bench_edxml",  # parse, build, peek, XSD validation (lxml next to xmlschema)
     "bench.bench_crypto",  # XML signature, CMS, at-rest, next to RSA / SHA-256 / AES-GCM
     "bench.bench_pdf",  # PDF seal and verification next to their primitives
     "bench.bench_hub",  # VXP client and emulator round trips
