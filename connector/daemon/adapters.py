@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from connector.edxml.model import Attachment, EdocPackage, Organization, StatusPackage
+from connector.errors import ConfigurationError, PermanentError
 from connector.local.base import DeliveryKind, LocalDelivery, LocalRecord
-from connector.mapping import MappingSet
+from connector.mapping import LocalFormat, MappingSet
 from connector.trust.keys import KeySource, SigningIdentity
 from connector.trust.pdf_policy import PdfPolicy, Role, check_inbound, is_pdf, seal_outbound
 from connector.trust.truststore import TrustStore
@@ -29,12 +30,24 @@ class MappingAdapter:
     inbound_format: str | None = None  # the local format received documents are written in
 
     def record_to_package(self, record: LocalRecord) -> EdocPackage:
-        return self.mappings.get(record.mapping).record_to_package(
+        return self._format_of(record).record_to_package(
             record, attachments_dir=self.attachments_dir
         )
 
     def command_to_status(self, record: LocalRecord) -> StatusPackage:
-        return self.mappings.get(record.mapping).command_to_status(record, own=self.agency)
+        return self._format_of(record).command_to_status(record, own=self.agency)
+
+    def _format_of(self, record: LocalRecord) -> LocalFormat:
+        # A record naming a mapping that is not loaded is refused (dead-lettered, replayable
+        # once the mapping exists); waiting for it as for a broken deployment would loop.
+        try:
+            return self.mappings.get(record.mapping)
+        except ConfigurationError as exc:
+            raise PermanentError(
+                f"record {record.record_id!r}: {exc.message}",
+                reason="unknown_mapping",
+                stage="mapping",
+            ) from exc
 
     def package_to_delivery(self, package: EdocPackage, delivery_id: str) -> LocalDelivery:
         document = self.mappings.get(self.inbound_format).package_to_record(package)

@@ -279,9 +279,13 @@ def build(
     else:
         pool = concurrent.futures.ThreadPoolExecutor(config.workers.effective_size())
     closers.append(lambda: pool.shutdown(wait=False, cancel_futures=True))
+    # Where records' claim-check files are read from: the spool root, or the broker side's
+    # claim-check directory (shared with the agency software, as for received files).
     spool_dir = None
     if config.local.spool is not None:
         spool_dir = config.local.spool.root
+    elif config.local.amqp is not None:
+        spool_dir = config.local.amqp.claim_check_dir
     services = Services(
         agency=agency,
         store=store,
