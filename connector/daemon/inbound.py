@@ -222,11 +222,20 @@ def poll_once(services: Services) -> int:
     return handled
 
 
-def resume(services: Services) -> None:
-    """After a restart: carry on every package left mid-way."""
+# Past the hand-over to the local side the hub may no longer list a package (it took our
+# ``done``/``fail`` but the answer was lost), so nothing but the store brings it back.
+_AFTER_HANDOVER = frozenset({_S.DELIVERED, _S.ACKNOWLEDGED, _S.REJECTED})
+
+
+def resume(services: Services, states: frozenset[InboundState] | None = None) -> None:
+    """Carry on the packages left mid-way (all after a restart; else those in ``states``)."""
     for package in services.store.to_resume(Direction.INBOUND, limit=1000):
+        if states is not None and package.inbound_state not in states:
+            continue
         try:
             advance(services, package, None)
+        except UnavailableError:
+            raise
         except ConnectorError as exc:
             log.warning("inbound package #%d not resumed yet: %s", package.id, exc.message)
 
@@ -234,9 +243,13 @@ def resume(services: Services) -> None:
 def inbound_loop(services: Services, stop: threading.Event) -> None:
     """Worker: poll the hub inbox until stopped."""
     backoff = DependencyBackoff(services.retry)
-    resume(services)
+    try:
+        resume(services)
+    except UnavailableError as exc:
+        log.warning("inbound packages not resumed yet (%s): %s", exc.kind, exc.message)
     while not stop.is_set():
         try:
+            resume(services, _AFTER_HANDOVER)
             poll_once(services)
             backoff.succeeded()
             services.metrics.set_component_up("hub", True)
