@@ -71,7 +71,7 @@ class RecordingSink:
     def emit(self, event: LocalEvent) -> None:
         self.events.append(event)
 
-    def keys(self) -> list[str]:
+    def routing_keys(self) -> list[str]:
         return [e.routing_key for e in self.events]
 
 
