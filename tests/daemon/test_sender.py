@@ -226,11 +226,11 @@ def test_back_off_grows_and_the_attempt_budget_ends_in_failed(
 def test_answer_later_than_the_read_timeout_is_an_ambiguous_failure(
     hub: HubEmulator, store: SqliteStore, clock: Clock
 ) -> None:
-    client = _client(hub, read=0.5)
+    client = _client(hub, read=1.0)
     services = _services(store, client, clock)
     try:
         package_id, raw = _ready(store, clock, "1/TEST")
-        hub.inject(None, call="sendEdoc", delay_s=1.5)
+        hub.inject(None, call="sendEdoc", delay_s=3.0)
         sender.send_round(services, DependencyBackoff(POLICY))
         timed_out = store.get(package_id)
         assert timed_out.attempts == 1
