@@ -100,6 +100,19 @@ def test_every_example_record_reaches_b_once_and_statuses_come_back(world: World
     shown = world.a.cli("messages", "show", str(original.id), "--json")
     assert shown.returncode == 0, shown.stderr
     timeline = json.loads(shown.stdout)
-    assert timeline["state"] == "SENT"
+    assert timeline["state"] == "SENT" and timeline["key"] == records[0].record_id
+    assert {r["organ_id"]: r["state"] for r in timeline["recipients"]} == {B_ID: "FINISHED"}
+    # (The 01 of the revoke package, which carries the same DocumentId, is recorded on the
+    # original too: statuses name documents, not packages.)
+    events = [e["event"] for e in timeline["events"]]
+    assert list(dict.fromkeys(events)) == [
+        "accepted",
+        "ready",
+        "sent",
+        "status_01",
+        "status_03",
+        "status_05",
+        "status_06",
+    ]
 
     assert world.close() == {"A": 0, "B": 0}
