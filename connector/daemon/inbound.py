@@ -6,8 +6,10 @@ verified bytes → validate → decrypt the attachments → verify the PDF signa
 pool) → VERIFIED → map back and hand to the local side durably (DELIVERED) → acknowledge
 ``done`` to the hub (ACKNOWLEDGED) → queue status 01 to the sender (NOTIFIED). A package
 that fails authenticity or integrity is REJECTED: acknowledged ``fail`` and answered with
-status 02 carrying the reason (NĐ 30/2020 Điều 21.2.b). Each step is resumable from the
-stored state, so a crash anywhere loses nothing and delivers nothing twice.
+status 02 carrying the reason (NĐ 30/2020 Điều 21.2.b). An authentic package our side
+cannot take (it does not map back) is FAILED with the reason, unacknowledged, until an
+operator fixes the cause and retries it. Each step is resumable from the stored state, so
+a crash anywhere loses nothing and delivers nothing twice.
 
 Status packages go through the same checks and then update the tracking of the document
 and recipient they report on (``statuses``).
@@ -129,7 +131,11 @@ def advance(services: Services, package: TrackedPackage, raw: bytes | None) -> N
         state = _S.VERIFIED
     if state is _S.VERIFIED:
         assert model is not None
-        _deliver(services, package, model)
+        try:
+            _deliver(services, package, model)
+        except PermanentError as exc:
+            _fail(services, package, exc)
+            return
         services.fault("after_deliver")
         package = services.store.transition(package.id, _S.DELIVERED, event="delivered")
         state = _S.DELIVERED
@@ -178,6 +184,18 @@ def _deliver(services: Services, package: TrackedPackage, model: Package) -> Non
             from_organ_id=model.from_.organ_id,
             description=model.description,
         )
+
+
+def _fail(services: Services, package: TrackedPackage, exc: PermanentError) -> None:
+    """An authentic package our side cannot take (e.g. it does not map back): FAILED with the
+    reason for an operator. Not the sender's fault, so no 02 and no ``fail`` to the hub: it
+    stays listed there until the cause is fixed and the package retried."""
+    log.error("inbound package #%d FAILED (%s): %s", package.id, exc.reason, exc.message)
+    failed = services.store.transition(
+        package.id, _S.FAILED, event="failed", error=ErrorInfo.of(exc)
+    )
+    services.metrics.document("inbound", "failed")
+    emit(services, "inbound.failed", failed, **error_fields(exc))
 
 
 def _reject(services: Services, package: TrackedPackage, raw: bytes, exc: PermanentError) -> None:
