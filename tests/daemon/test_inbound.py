@@ -4,6 +4,7 @@ stages are driven one polling round at a time."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator
 
@@ -13,7 +14,7 @@ from connector.daemon import inbound, outbound, sender
 from connector.daemon.faults import InjectedFault
 from connector.daemon.retry import DependencyBackoff
 from connector.daemon.wiring import Runtime
-from connector.errors import UnavailableError
+from connector.errors import PermanentError, UnavailableError
 from connector.store.api import TrackedPackage
 from connector.store.states import (
     Direction,
@@ -241,3 +242,41 @@ def test_hub_down_while_listing_is_unavailable_not_a_message_problem(
     with pytest.raises(UnavailableError):
         inbound.poll_once(b.services)
     assert not _inbound(b)
+
+
+def test_authentic_package_our_side_cannot_take_fails_with_reason_until_retried(
+    world: World,  # noqa: F811
+    a: Runtime,
+    b: Runtime,
+) -> None:
+    """Not the sender's fault (no 02, no ``fail`` to the hub): FAILED with the reason for an
+    operator, left waiting at the hub; after the fix and ``messages retry`` it goes through."""
+
+    class Unmappable:
+        def __init__(self, real: object) -> None:
+            self.real = real
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.real, name)
+
+        def package_to_delivery(self, package: object, delivery_id: str) -> object:
+            raise PermanentError("no field for the document type", reason="mapping_back")
+
+    _send(world, a)
+    broken = dataclasses.replace(b.services, mapper=Unmappable(b.services.mapper))
+    inbound.poll_once(broken)
+    inbound.poll_once(broken)  # listed again: nothing more happens
+
+    (package,) = _inbound(b)
+    assert package.inbound_state is InboundState.FAILED
+    assert package.last_error is not None and package.last_error.reason == "mapping_back"
+    (event,) = world.b.events("inbound.failed")
+    assert event["reason"] == "mapping_back" and event["package_id"] == package.id
+    assert not world.b.deliveries(kind=None) and not _notices(b)
+    assert world.hub is not None
+    assert [d.state for d in world.hub.deliveries(recipient=B_ID)] == ["pending"]
+
+    b.services.store.retry(package.id)  # connector messages retry, once the mapping is fixed
+    inbound.poll_once(b.services)
+    assert _inbound(b)[0].inbound_state is InboundState.NOTIFIED
+    assert len(world.b.deliveries()) == 1 and len(_notices(b)) == 1
