@@ -163,6 +163,15 @@ def xml_record(name: str, signer: KeySource, spool_root: Path) -> Record:
     )
 
 
+def xml_recall_command(name: str, document_id: str) -> tuple[str, bytes]:
+    """An example legacy-XML workflow command of A, made to name ``document_id`` (dated today)."""
+    tree = etree.fromstring((EXAMPLES / "legacy-xml" / name).read_bytes())
+    document = tree.find("VanBan")
+    document.set("MaDinhDanh", document_id)
+    document.set("NgayBanHanh", now_vn().strftime("%d/%m/%Y"))
+    return f"{tree.get('ID')}.xml", etree.tostring(tree, xml_declaration=True, encoding="UTF-8")
+
+
 def drop(folder: Path, name: str, data: bytes) -> Path:
     """Write under a hidden temporary name, then rename into place (the spool's writer rule)."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,8 @@
 Every example record of agency A (JSON in ``outbound/``, legacy XML in
 ``outbound/legacy-xml/``) travels to B once, with the PDFs exactly as A sealed them; the two
 secret records never leave A; B's automatic 01 and its clerk's 03, 05 and 06 reach A's
-tracking, events and local side.
+tracking, events and local side; A's example workflow commands (a 03, and a recall request 13
+in legacy XML) reach B.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ from connector.store.states import Direction, OutboundState, PackageKind, Recipi
 from tests.e2e import checks
 from tests.e2e.harness import (
     B_ID,
+    EXAMPLES,
     JSON_RECORDS,
     JSON_SECRET,
     XML_RECORDS,
     XML_SECRET,
     World,
+    drop,
     status_command,
+    xml_recall_command,
 )
 
 pytestmark = pytest.mark.slow
@@ -52,6 +56,32 @@ def test_every_example_record_reaches_b_once_and_statuses_come_back(world: World
     checks.wait_documents_at_b(world, records)
     states = checks.wait_arrived(world, len(records))
     assert set(states.values()) == {RecipientState.ARRIVED}
+
+    # A's own workflow commands: a 03 about a document B sent earlier (A has no trace of it:
+    # B records it), and a recall request (13) of the urgent invitation sent as legacy XML.
+    accepted = (EXAMPLES / "qlvb-json" / "20-command-accepted.json").read_bytes()
+    world.a.drop_command("LENH-2025-000042", accepted)
+    invitation = next(r for r in records if r.name == "QLVB-2025-00202.xml")
+    name, recall = xml_recall_command("20-command-recall.xml", checks.document_id(invitation))
+    drop(world.a.spool / "commands" / "legacy-xml", name, recall)
+    notices_at_b = world.wait(
+        "the 03 and the 13 at B",
+        lambda: (
+            (found := {d.headers["status-code"]: d for d in world.b.deliveries("status")})
+            and {"03", "13"} <= set(found)
+            and found
+        ),
+    )
+    assert notices_at_b["03"].document_id == "000.00.32.H12,2025/05/26,230/STC-HCSN"
+    assert notices_at_b["13"].document_id == checks.document_id(invitation)
+    with world.a.store() as store:
+        sent_invitation = next(
+            p
+            for p in store.find(direction=Direction.OUTBOUND, limit=500)
+            if p.key == invitation.record_id
+        )
+        states = {r.organ_id: r.state for r in store.recipients(sent_invitation.id)}
+    assert states == {B_ID: RecipientState.RECALL_REQUESTED}
 
     # B's clerk works on the first document: 03 accepted, 05 processing, 06 done.
     first = next(
