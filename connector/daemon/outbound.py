@@ -31,7 +31,13 @@ from connector.errors import (
     UnavailableError,
 )
 from connector.local.base import IntakeItem, LocalRecord, RecordKind
-from connector.store.api import AddOutcome, ErrorInfo, NewOutbound, PackageFacts
+from connector.store.api import (
+    AddOutcome,
+    ErrorInfo,
+    NewOutbound,
+    PackageFacts,
+    TrackedPackage,
+)
 from connector.store.states import OutboundState, PackageKind
 from connector.timeutil import VN_TZ
 
@@ -132,6 +138,10 @@ def handle(services: Services, item: IntakeItem) -> None:
     )
     package = added.package
     if added.outcome is AddOutcome.EXISTING and package.state is not OutboundState.ACCEPTED:
+        known = services.store.record(package.id)
+        if known is not None and known.body != record.body:
+            _refuse_reused_id(services, item, package)
+            return
         # Already prepared (a redelivery after a crash, or a duplicate publish): the package
         # keeps the bytes it was signed with.
         log.info(
@@ -176,6 +186,23 @@ def refuse(services: Services, item: IntakeItem, package_id: int, exc: Permanent
     )
     item.dead_letter(exc)
     emit(services, "outbound.refused", refused, **error_fields(exc))
+
+
+def _refuse_reused_id(services: Services, item: IntakeItem, package: TrackedPackage) -> None:
+    """Another record under an id already taken: acknowledging it as a redelivery would drop
+    a document silently, so it is refused (the tracked package is not touched)."""
+    record_id = item.record.record_id
+    error = PermanentError(
+        f"record id {record_id!r} is already used by package #{package.id} "
+        f"({package.state.value}) whose record has different content; give this record an "
+        "id of its own (a correction of a sent document is an update or replacement record)",
+        reason="record_id_reused",
+        stage="intake",
+    )
+    services.metrics.refused_record(error.reason)
+    log.warning("record %s refused: %s", record_id, error.message)
+    item.dead_letter(error)
+    emit(services, "outbound.refused", None, local_id=record_id, **error_fields(error))
 
 
 def _failed_attempt(
