@@ -231,3 +231,27 @@ def test_send_deadline_is_the_next_working_morning(signed: dt.date, expected: dt
     holidays = frozenset({dt.date(2026, 4, 30), dt.date(2026, 5, 1)})
     deadline = dt.datetime.fromtimestamp(outbound.send_deadline(signed, holidays), VN_TZ)
     assert deadline == dt.datetime.combine(expected, dt.time(12, 0), tzinfo=VN_TZ)
+
+
+def test_record_id_reused_for_another_document_is_refused_not_dropped(
+    world: World,  # noqa: F811
+    a: Runtime,
+) -> None:
+    """The record id is the file name: ``01-ordinary.json`` and ``legacy-xml/01-ordinary.xml``
+    are two documents under one id. The second must not be taken for a redelivery of the
+    first (acknowledged, never sent): it is refused with the reason, kept for the operator."""
+    first = world.json_record("01-ordinary.json")
+    second = world.xml_record("01-ordinary.xml")
+    drop(world.a.spool / "outbound", "01-ordinary.json", first.data)
+    outbound.handle(a.services, _take(a)[0])
+    drop(world.a.spool / "outbound" / "legacy-xml", "01-ordinary.xml", second.data)
+    outbound.handle(a.services, _take(a)[0])
+
+    package = _only_package(a)
+    assert package.state is OutboundState.READY and package.document_id.endswith(first.code)
+    kept = world.a.spool / "failed" / "outbound" / "legacy-xml" / "01-ordinary.xml"
+    assert kept.read_bytes() == second.data
+    reason = json.loads(kept.with_name("01-ordinary.xml.reason.json").read_text("utf-8"))
+    assert reason["reason"] == "record_id_reused"
+    (event,) = world.a.events("outbound.refused")
+    assert event["reason"] == "record_id_reused" and event["local_id"] == "01-ordinary"
