@@ -116,7 +116,7 @@ class PdfAdapter:
             result.append(dataclasses.replace(item, data=sealed))
         return tuple(result)
 
-    def verify_inbound(self, attachments: Sequence[Attachment]) -> list[str]:
+    def verify_inbound(self, attachments: Sequence[Attachment], sender_organ_id: str) -> list[str]:
         trust = _trust(self.trust_dir, self.crl_dir)
         notes = []
         for index, item in enumerate(attachments):
@@ -124,7 +124,14 @@ class PdfAdapter:
                 notes.append(f"{item.name}: not a PDF, no PDF signature checked")
                 continue
             role = Role.MAIN if index == 0 else Role.ATTACHMENT
-            report = check_inbound(item.data, role, trust, self.inbound, name=item.name)
+            report = check_inbound(
+                item.data,
+                role,
+                trust,
+                self.inbound,
+                sender_organ_id=sender_organ_id,
+                name=item.name,
+            )
             signers = ", ".join(f"{s.kind}: {s.signer}" for s in report.signatures)
             notes.append(f"{item.name}: {len(report.signatures)} valid signature(s) ({signers})")
         return notes
@@ -145,6 +152,8 @@ class SignerAdapter:
 class Verified:
     data: bytes
     notes: Sequence[str]
+    signed: bool = False
+    signer_organ_id: str | None = None
 
 
 @dataclass
@@ -163,7 +172,7 @@ class VerifierAdapter:
         notes = [f"{d.code}: {d.message}" for d in result.decisions]
         if result.signed:
             notes.insert(0, f"XML signature valid, signer {result.signer_subject}")
-        return Verified(result.data, notes)
+        return Verified(result.data, notes, result.signed, result.signer_organ_id)
 
 
 @dataclass

@@ -4,7 +4,8 @@ The pipelines call ``services.fault(point)`` at the moments a crash matters (aft
 commit, after the local delivery, after the hub acknowledgement, before and after a send).
 With the variable set, the n-th time (default 1st) that point is reached the action runs:
 ``kill`` (SIGKILL to this process: no clean-up at all, like a power cut for the process) or
-``raise`` (an exception, like a bug). Unset, nothing happens. Never set in production.
+``raise`` (an ``InjectedFault``, which no per-message handler catches: the worker dies as
+in a crash). Unset, nothing happens. Never set in production.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ POINTS = (
 )
 
 
-class InjectedFault(RuntimeError):
-    pass
+class InjectedFault(BaseException):
+    """A simulated crash: not an ``Exception``, so no per-message handler absorbs it."""
 
 
 def from_environment(environ: dict[str, str] | None = None) -> Callable[[str], None] | None:

@@ -40,6 +40,10 @@ from connector.store.states import Direction, InboundState, PackageKind
 log = logging.getLogger("connector.inbound")
 _S = InboundState
 
+# Refusals that are our side's problem, not the sender's: the package is FAILED for an
+# operator (no ``fail`` to the hub, no 02), and goes through once the cause is fixed.
+LOCAL_FAULTS = frozenset({"revocation_unknown", "decrypt_key_missing", "key_cert_mismatch"})
+
 
 def _summary(raw: bytes, item: PendingItem) -> PackageSummary:
     try:
@@ -59,11 +63,21 @@ def verify(services: Services, raw: bytes) -> tuple[Package, list[str]]:
         raise EdxmlError(result.problems, reason="schema")
     notes.extend(result.notes)
     package = result.package
+    sender = package.from_.organ_id
+    signer = verified.signer_organ_id
+    if signer is not None and signer != sender:
+        raise PermanentError(
+            f"the package says it is from {sender} but is signed by {signer}'s certificate",
+            reason="signer_mismatch",
+            stage="xml_verify",
+        )
+    if signer is None and verified.signed:
+        notes.append("the signer's certificate carries no OrganId: the sender is not bound to it")
     if isinstance(package, EdocPackage):
         with timed(services, "decrypt"):
             attachments = services.crypto.decrypt(package.attachments)
         with timed(services, "pdf_verify"):
-            notes.extend(services.pool.submit(services.pdf.verify_inbound, attachments).result())
+            notes.extend(services.offload(services.pdf.verify_inbound, attachments, sender))
         package = dataclasses.replace(package, attachments=attachments)
     return package, notes
 
@@ -122,7 +136,10 @@ def advance(services: Services, package: TrackedPackage, raw: bytes | None) -> N
         try:
             model, notes = verify(services, raw)
         except PermanentError as exc:
-            _reject(services, package, raw, exc)
+            if exc.reason in LOCAL_FAULTS:
+                _fail(services, package, exc)
+            else:
+                _reject(services, package, raw, exc)
             return
         if state is _S.RECEIVED:
             package = services.store.transition(
@@ -220,24 +237,63 @@ def _finish_rejection(
     )
 
 
-def poll_once(services: Services) -> int:
+def poll_once(services: Services, attempts: dict[str, int] | None = None) -> int:
+    """One look at the hub inbox. ``attempts`` counts failed rounds per hub id across calls:
+    a package that keeps failing is set aside (FAILED for an operator) instead of blocking
+    or crashing the loop."""
+    attempts = {} if attempts is None else attempts
     handled = 0
     for message_type in MESSAGE_TYPES:
         for item in services.hub.pending(message_type):
+            if attempts.get(item.doc_id, 0) > services.retry.max_attempts:
+                continue  # set aside; it stays listed at the hub until an operator acts
             try:
                 receive(services, item)
+                attempts.pop(item.doc_id, None)
             except UnavailableError:
                 raise
-            except ConnectorError as exc:
-                log.warning(
-                    "inbound %s %s not finished this round (%s): %s",
-                    message_type,
-                    item.doc_id,
-                    exc.kind,
-                    exc.message,
-                )
+            except Exception as exc:
+                _failed_round(services, item, exc, attempts)
             handled += 1
     return handled
+
+
+def _failed_round(
+    services: Services, item: PendingItem, exc: Exception, attempts: dict[str, int]
+) -> None:
+    count = attempts.get(item.doc_id, 0) + 1
+    attempts[item.doc_id] = count
+    if isinstance(exc, ConnectorError):
+        log.warning(
+            "inbound %s %s not finished this round (%s, attempt %d): %s",
+            item.message_type,
+            item.doc_id,
+            exc.kind,
+            count,
+            exc.message,
+        )
+    else:
+        log.exception(
+            "unexpected error on inbound %s %s (attempt %d)", item.message_type, item.doc_id, count
+        )
+    if count < services.retry.max_attempts:
+        return
+    error = PermanentError(
+        f"gave up after {count} attempts: {exc}",
+        reason=getattr(exc, "reason", "internal_error"),
+        stage=getattr(exc, "stage", None) or "inbound",
+    )
+    known = services.store.find_inbound_by_hub_id(item.doc_id)
+    if known is not None and known.inbound_state in (_S.RECEIVED, _S.VERIFIED):
+        _fail(services, known, error)
+    else:
+        log.error(
+            "inbound %s %s set aside until restart: %s",
+            item.message_type,
+            item.doc_id,
+            error.message,
+        )
+    attempts[item.doc_id] = services.retry.max_attempts + 1
 
 
 # Past the hand-over to the local side the hub may no longer list a package (it took our
@@ -254,13 +310,14 @@ def resume(services: Services, states: frozenset[InboundState] | None = None) ->
             advance(services, package, None)
         except UnavailableError:
             raise
-        except ConnectorError as exc:
-            log.warning("inbound package #%d not resumed yet: %s", package.id, exc.message)
+        except Exception as exc:  # one package must not stop the others, nor the daemon
+            log.warning("inbound package #%d not resumed yet: %s", package.id, exc)
 
 
 def inbound_loop(services: Services, stop: threading.Event) -> None:
     """Worker: poll the hub inbox until stopped."""
     backoff = DependencyBackoff(services.retry)
+    attempts: dict[str, int] = {}
     try:
         resume(services)
     except UnavailableError as exc:
@@ -268,7 +325,7 @@ def inbound_loop(services: Services, stop: threading.Event) -> None:
     while not stop.is_set():
         try:
             resume(services, _AFTER_HANDOVER)
-            poll_once(services)
+            poll_once(services, attempts)
             backoff.succeeded()
             services.metrics.set_component_up("hub", True)
             wait = services.timing.poll_interval

@@ -70,7 +70,7 @@ def seal_and_sign(services: Services, package: Package) -> bytes:
     """The packaging stages after mapping, for documents and statuses alike."""
     if isinstance(package, EdocPackage):
         with timed(services, "pdf_seal"):
-            sealed = services.pool.submit(services.pdf.seal_outbound, package.attachments).result()
+            sealed = services.offload(services.pdf.seal_outbound, package.attachments)
         with timed(services, "encrypt"):
             encrypted = services.crypto.encrypt_for(sealed, [t.organ_id for t in package.to])
         package = dataclasses.replace(package, attachments=encrypted)

@@ -9,17 +9,21 @@ may pass simpler objects. This module defines types; it must not do I/O.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import BrokenExecutor, Executor
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from connector.daemon.retry import RetryPolicy
 from connector.edxml.model import Attachment, EdocPackage, Organization, StatusPackage
-from connector.errors import ConnectorError
+from connector.errors import ConnectorError, TransientError
 from connector.interconnect.base import HubTransport
 from connector.local.base import Intake, LocalDelivery, LocalRecord, Sink
 from connector.store.api import TrackingStore
+
+T = TypeVar("T")
+_pool_lock = threading.Lock()
 
 
 class Mapper(Protocol):
@@ -44,7 +48,7 @@ class PdfStage(Protocol):
     def seal_outbound(self, attachments: Sequence[Attachment]) -> tuple[Attachment, ...]:
         """Check the main document's personal signature, seal every PDF."""
 
-    def verify_inbound(self, attachments: Sequence[Attachment]) -> list[str]:
+    def verify_inbound(self, attachments: Sequence[Attachment], sender_organ_id: str) -> list[str]:
         """Verify every PDF signature per policy; return notes; PermanentError if refused."""
 
 
@@ -68,6 +72,14 @@ class VerifiedBytes(Protocol):
 
     @property
     def notes(self) -> Sequence[str]: ...
+
+    @property
+    def signed(self) -> bool:
+        """A real XML signature was verified (not a placeholder accepted by policy)."""
+
+    @property
+    def signer_organ_id(self) -> str | None:
+        """The OrganId in the signer's certificate, when it carries one."""
 
 
 class PackageVerification(Protocol):
@@ -135,6 +147,7 @@ class Services:
     signer: PackageSigning
     verifier: PackageVerification
     pool: Executor
+    pool_factory: Callable[[], Executor] | None = None  # rebuilds the pool if a worker dies
     metrics: Metrics = field(default_factory=NullMetrics)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timing: Timing = field(default_factory=Timing)
@@ -145,6 +158,23 @@ class Services:
     # Test hook: called with a point name ("after_store_ready", "after_deliver", ...);
     # it may raise or kill the process to test crash safety. None in production.
     fault_hook: Callable[[str], None] | None = None
+
+    def offload(self, function: Callable[..., T], *args: object) -> T:
+        """Run a CPU-heavy stage in the worker pool; a dead worker is a transient failure."""
+        pool = self.pool
+        try:
+            return pool.submit(function, *args).result()
+        except BrokenExecutor:
+            with _pool_lock:
+                if self.pool is pool and self.pool_factory is not None:
+                    self.pool = self.pool_factory()
+                    pool.shutdown(wait=False, cancel_futures=True)
+            raise TransientError(
+                "a worker process died while handling this package (out of memory or a "
+                "crash in a library); the pool was restarted and the package will be retried",
+                reason="worker_crashed",
+                stage="pool",
+            ) from None
 
     def fault(self, point: str) -> None:
         if self.fault_hook is not None:

@@ -111,7 +111,7 @@ class EncryptionAdapter:
 
             raise PermanentError(
                 "the package is encrypted but no decryption key is configured",
-                reason="decrypt_failed",
+                reason="decrypt_key_missing",
             )
         return payload.decrypt_attachments(
             attachments, self.decryption.private_key, self.decryption.certificate
@@ -211,6 +211,24 @@ def amqp_settings(section: AmqpConfig) -> AmqpSettings:
     )
 
 
+def _pool_factory(config: Config) -> Callable[[], concurrent.futures.Executor]:
+    size = config.workers.effective_size()
+    if config.workers.kind == "thread":
+        return lambda: concurrent.futures.ThreadPoolExecutor(size)
+
+    def processes() -> concurrent.futures.Executor:
+        # Spawned, not forked: a forked worker would inherit the spool lock and the store's
+        # descriptors and, after a kill -9 of the daemon, keep the lock and block the restart.
+        return concurrent.futures.ProcessPoolExecutor(
+            size,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=lifecycle.pool_process_started,
+            initargs=(os.getpid(),),
+        )
+
+    return processes
+
+
 @dataclass
 class Runtime:
     config: Config
@@ -266,19 +284,8 @@ def build(
     closers.append(hub.close)
     intake, sink, close_local = _local(config, metrics)
     closers.append(close_local)
-    pool: concurrent.futures.Executor
-    if config.workers.kind == "process":
-        # Spawned, not forked: a forked worker would inherit the spool lock and the store's
-        # descriptors and, after a kill -9 of the daemon, keep the lock and block the restart.
-        pool = concurrent.futures.ProcessPoolExecutor(
-            config.workers.effective_size(),
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=lifecycle.pool_process_started,
-            initargs=(os.getpid(),),
-        )
-    else:
-        pool = concurrent.futures.ThreadPoolExecutor(config.workers.effective_size())
-    closers.append(lambda: pool.shutdown(wait=False, cancel_futures=True))
+    pool_factory = _pool_factory(config)
+    pool = pool_factory()
     # Where records' claim-check files are read from: the spool root, or the broker side's
     # claim-check directory (shared with the agency software, as for received files).
     spool_dir = None
@@ -308,6 +315,7 @@ def build(
             config.trust.xml_signature.unsigned,
         ),
         pool=pool,
+        pool_factory=pool_factory,
         metrics=metrics,
         retry=RetryPolicy(
             config.retry.max_attempts,
@@ -326,6 +334,7 @@ def build(
         worker_id=f"{config.agency.organ_id}:{time.time_ns()}",
         fault_hook=fault_hook,
     )
+    closers.append(lambda: services.pool.shutdown(wait=False, cancel_futures=True))
     metrics.use_store_snapshot(lambda: _snapshot(store))
     runtime = Runtime(config, services, metrics, closers=closers)
     if start_metrics and config.metrics.enabled:

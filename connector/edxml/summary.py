@@ -135,7 +135,7 @@ def peek_element(root: etree._Element) -> PackageSummary:
     business = 0
     for spelling in ("BussinessDocType", "BusinessDocType"):
         value = _text(header, f"{_q('TraceHeaderList')}/*/{_q(spelling)}")
-        if value.isdigit():
+        if value.isascii() and value.isdigit():
             business = int(value)
     return PackageSummary(
         "edoc",
