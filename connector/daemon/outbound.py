@@ -12,6 +12,7 @@ This module prepares packages; it must not talk to the hub (that is ``sender``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
@@ -128,6 +129,17 @@ def handle(services: Services, item: IntakeItem) -> None:
     """Take one local record through the outbound stages and settle it on the local side."""
     record = item.record
     kind = PackageKind.STATUS if record.kind is RecordKind.COMMAND else PackageKind.EDOC
+    if not record.record_id.strip():
+        error = PermanentError(
+            f"record from {record.source or 'the local side'} has no id: give every record a "
+            "unique id (file name, x-record-id header or the mapping's id field)",
+            reason="record_id_missing",
+            stage="intake",
+        )
+        services.metrics.refused_record(error.reason)
+        item.dead_letter(error)
+        emit(services, "outbound.refused", None, **error_fields(error))
+        return
     added = services.store.add_outbound(
         NewOutbound(
             local_id=record.record_id,
@@ -253,7 +265,14 @@ def intake_loop(services: Services, stop: threading.Event) -> None:
             except Exception as exc:
                 if not isinstance(exc, ConnectorError):
                     log.exception("unexpected error preparing record %s", item.record.record_id)
-                _failed_attempt(services, item, exc, attempts)
+                try:
+                    _failed_attempt(services, item, exc, attempts)
+                except Exception as settle_error:  # the record stays; it comes again
+                    log.warning(
+                        "record %s could not be settled: %s", item.record.record_id, settle_error
+                    )
+                    with contextlib.suppress(Exception):
+                        item.release()
                 sleep_until(stop, min(services.timing.poll_interval, 1.0))
 
 
@@ -268,6 +287,9 @@ def resume_accepted(services: Services) -> int:
             raw, facts, _ = prepare(services, record)
         except PermanentError as exc:
             services.store.mark_refused(package.id, ErrorInfo.of(exc))
+            continue
+        except Exception as exc:  # left ACCEPTED: tried again at the next start
+            log.warning("package #%d not resumed: %s", package.id, exc)
             continue
         services.store.mark_ready(package.id, raw, facts)
         resumed += 1
