@@ -142,7 +142,7 @@ class RecordFactory:
         main_pdf: bytes,
         *,
         attachments: Sequence[tuple[str, bytes]] = (),
-        metadata_padding: int = 0,
+        metadata_padding: int = 0,  # bytes of appendix titles added to the metadata
     ) -> None:
         self.run = run
         self.main_pdf = main_pdf
@@ -179,12 +179,22 @@ class RecordFactory:
         if self.attachments:
             record["tep_dinh_kem"] = self.attachments
         if self.padding:
-            record["noi_dung"] = ("Nội dung văn bản kiểm thử. " * (self.padding // 28 + 1))[
-                : self.padding
-            ]
+            record["phu_luc"] = _appendix_titles(self.padding)
         record.update(changes)
         body = json.dumps(record, ensure_ascii=False).encode("utf-8")
         return Record(record["id"], number, subject, urgency, body, self.main_sha256)
+
+
+def _appendix_titles(size: int) -> list[str]:
+    """Appendix titles (edXML allows 500 characters each) of about ``size`` UTF-8 bytes."""
+    filler = "Phụ lục: bảng số liệu biên chế công chức, viên chức năm 2025 của các đơn vị. " * 8
+    titles: list[str] = []
+    remaining = size
+    while remaining > 0:
+        title = filler[: min(450, remaining)].strip() or "Phụ lục"
+        titles.append(title)
+        remaining -= len(title.encode("utf-8")) + 4  # quotes, comma, space in the JSON
+    return titles
 
 
 class Producer:

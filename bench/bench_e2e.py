@@ -1,0 +1,316 @@
+"""Benchmark: documents end to end over RabbitMQ (A's queue → A → hub → B → B's queue).
+
+The hub emulator in this process and agencies A and B as ``connector run`` on the shipped
+``config/connector-amqp*.yaml`` (unchanged settings: B polls the hub every second), with
+their own topology names on the local RabbitMQ. Agency software is plain kombu: a producer
+on A's outbound queue, a consumer on B's inbound queue. Two documents:
+
+* metadata-only: the record (~12 KB of JSON) with a small main PDF carrying a personal
+  signature;
+* standard: 10 KB of metadata, a 200 KB main PDF with a personal signature, one 100 KB
+  PDF attachment (A seals both PDFs, encrypts them for B; B verifies everything).
+
+For each, a burst of records gives the throughput (documents/s from the first publish to the
+last delivery at B) and the latency under that load (p50, p99 from publish at A to delivery
+at B, queueing included); then records published one at a time give the latency of an idle
+pipeline. In the same run, plain kombu moves the same bodies through a RabbitMQ queue
+(persistent, confirmed publish; consume with acks): the broker's own rate, for the ratio.
+Prints a table; asserts nothing; deletes its queues and files.
+
+    .venv/bin/python -m bench.bench_e2e [--metadata N] [--standard N] [--idle N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from connector.trust.pdf_sample import make_pdf
+from connector.trust.pdf_seal import sign_pdf
+from connector.trust.pki import create_demo_pki
+from tests.e2e.harness import A_ID
+from tests.e2e_amqp.harness import (
+    BROKER_URL,
+    AmqpWorld,
+    Collector,
+    Record,
+    RecordFactory,
+    broker_problem,
+    connect,
+    documents_at_b,
+)
+
+METADATA_BYTES = 10 * 1024
+MAIN_PDF_BYTES = 200 * 1024
+ATTACHMENT_BYTES = 100 * 1024
+FAILURES = ("outbound.refused", "outbound.failed", "inbound.rejected")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    factory: RecordFactory
+    count: int
+
+
+@dataclass
+class Result:
+    scenario: str
+    body_bytes: int
+    count: int
+    docs_per_second: float
+    p50: float
+    p99: float
+    idle_p50: float
+    idle_p99: float
+    broker_publish: float  # messages/s
+    broker_consume: float
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def _pdf_of(size: int, title: str) -> bytes:
+    """A PDF of about ``size`` bytes (a scanned-page image), its own header included."""
+    overhead = len(make_pdf((title,)))
+    return make_pdf((title,), image_bytes=max(0, size - overhead))
+
+
+def standard_factory(run: str, signer: Any) -> RecordFactory:
+    main = sign_pdf(_pdf_of(MAIN_PDF_BYTES - 20 * 1024, "Standard document"), signer)
+    attachment = _pdf_of(ATTACHMENT_BYTES, "Attachment")
+    factory = RecordFactory(run, main, attachments=[("phu-luc.pdf", attachment)])
+    # Pad the metadata (the record without its files) to METADATA_BYTES.
+    bare = json.loads(factory.make(0).body)
+    bare["van_ban_chinh"]["noi_dung_base64"] = ""
+    for item in bare.get("tep_dinh_kem", []):
+        item["noi_dung_base64"] = ""
+    without_files = len(json.dumps(bare, ensure_ascii=False).encode("utf-8"))
+    padding = max(0, METADATA_BYTES - without_files)
+    factory = RecordFactory(
+        run, main, attachments=[("phu-luc.pdf", attachment)], metadata_padding=padding
+    )
+    print(
+        f"  standard document: metadata {without_files + padding} B, main PDF {len(main)} B "
+        f"(signed), attachment {len(attachment)} B; record body {len(factory.make(0).body)} B "
+        "(files in base64)"
+    )
+    return factory
+
+
+class Refused(RuntimeError):
+    pass
+
+
+_events: list[Collector] = []
+
+
+def _wait(what: str, condition: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        for events in _events:
+            failed = [e for e in events.snapshot() if e.routing_key in FAILURES]
+            if failed:
+                raise Refused(f"while waiting for {what}: {failed[0].json()}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def _arrivals(inbound: Collector) -> dict[str, float]:
+    return {doc: ms[0].at for doc, ms in documents_at_b(inbound.snapshot()).items()}
+
+
+def _arrived(inbound: Collector, record: Record) -> bool:
+    return record.document_id in _arrivals(inbound)
+
+
+def end_to_end(
+    world: AmqpWorld, inbound: Collector, events: Collector, records: list[Record], idle: int
+) -> tuple[float, list[float], list[float]]:
+    """(documents/s, latencies under load, latencies when idle) for these records."""
+    burst, single = records[: len(records) - idle], records[len(records) - idle :]
+    published: dict[str, float] = {}
+    done_before = events.count("status.01")
+    with world.producer() as producer:
+        started = time.time()
+        for record in burst:
+            published[record.document_id] = time.time()
+            producer.publish(record)
+        wanted = set(published)
+        _wait(f"{len(burst)} documents at B", lambda: wanted <= set(_arrivals(inbound)), 3600)
+        arrivals = _arrivals(inbound)
+        finished = max(arrivals[d] for d in wanted)
+        loaded = [arrivals[d] - published[d] for d in wanted]
+        # Let the 01s of the burst go back to A before measuring an idle pipeline.
+        _wait("the 01s at A", lambda: events.count("status.01") >= done_before + len(burst), 600)
+        idle_latencies = []
+        for record in single:
+            at = time.time()
+            producer.publish(record)
+            _wait("one document at B", partial(_arrived, inbound, record), 120)
+            idle_latencies.append(_arrivals(inbound)[record.document_id] - at)
+            _wait(
+                "its 01 at A",
+                lambda: events.count("status.01") >= done_before + len(burst) + len(idle_latencies),
+                120,
+            )
+    return len(burst) / (finished - started), loaded, idle_latencies
+
+
+def broker_rate(body: bytes, count: int) -> tuple[float, float]:
+    """Plain kombu through one queue: (confirmed persistent publishes/s, consumed+acked/s)."""
+    queue = f"bench-e2e-{uuid.uuid4().hex[:8]}.raw"
+    with connect(transport_options={"confirm_publish": True}) as conn:
+        channel = conn.channel()
+        channel.queue_declare(
+            queue, durable=True, auto_delete=False, arguments={"x-max-priority": 3}
+        )
+        try:
+            producer = conn.Producer()
+            started = time.perf_counter()
+            for index in range(count):
+                producer.publish(
+                    body,
+                    routing_key=queue,
+                    content_type="application/json",
+                    headers={"x-record-id": f"raw-{index}"},
+                    priority=0,
+                    delivery_mode=2,
+                    mandatory=True,
+                )
+            publish = count / (time.perf_counter() - started)
+            received = 0
+
+            def on_message(message: Any) -> None:
+                nonlocal received
+                channel.basic_ack(message.delivery_info["delivery_tag"])
+                received += 1
+
+            channel.basic_qos(0, 32, False)
+            channel.basic_consume(queue, callback=on_message)
+            started = time.perf_counter()
+            while received < count:
+                conn.drain_events(timeout=10)
+            consume = count / (time.perf_counter() - started)
+        finally:
+            channel.queue_delete(queue)
+    return publish, consume
+
+
+def run(args: argparse.Namespace) -> list[Result]:
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp_name:
+        tmp = Path(tmp_name)
+        pki = create_demo_pki(tmp / "pki")
+        saved = dict(os.environ)
+        world = AmqpWorld(tmp / "world", pki, os.environ.__setitem__, changes={})
+        try:
+            world.start_hub()
+            inbound = world.collect(world.topology["B"].inbound_queue)
+            events = world.collect(world.topology["A"].events_queue)
+            _events[:] = [events, world.collect(world.topology["B"].events_queue)]
+            world.collect(world.topology["A"].inbound_queue)  # A's software takes its 01s
+            world.start()
+            metadata = RecordFactory(
+                world.run, sign_pdf(make_pdf(("Metadata only",)), world.signer)
+            )
+            scenarios = [
+                Scenario("metadata-only", metadata, args.metadata),
+                Scenario("standard", standard_factory(world.run, world.signer), args.standard),
+            ]
+            offset = 0
+            for scenario in scenarios:
+                records = [
+                    scenario.factory.make(offset + i) for i in range(scenario.count + args.idle)
+                ]
+                offset += len(records)
+                # Warm-up: one document through every stage and process first.
+                warm = scenario.factory.make(offset)
+                offset += 1
+                end_to_end(world, inbound, events, [warm], 0)
+                print(
+                    f"  {scenario.name}: {scenario.count} records "
+                    f"({len(records[0].body) // 1024} KB each) ...",
+                    flush=True,
+                )
+                rate, loaded, idle = end_to_end(world, inbound, events, records, args.idle)
+                publish, consume = broker_rate(records[0].body, max(scenario.count, 200))
+                results.append(
+                    Result(
+                        scenario.name,
+                        len(records[0].body),
+                        scenario.count,
+                        rate,
+                        percentile(loaded, 0.5),
+                        percentile(loaded, 0.99),
+                        percentile(idle, 0.5),
+                        percentile(idle, 0.99),
+                        publish,
+                        consume,
+                    )
+                )
+            sent = len(world.world.hub_packages(sender=A_ID, kind="edoc"))
+            print(f"  (the hub took {sent} documents from A)")
+        finally:
+            world.close()
+            os.environ.clear()
+            os.environ.update(saved)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--metadata", type=int, default=300, help="metadata-only records")
+    parser.add_argument("--standard", type=int, default=100, help="standard records")
+    parser.add_argument("--idle", type=int, default=10, help="records sent one at a time")
+    args = parser.parse_args()
+    problem = broker_problem()
+    if problem is not None:
+        print(f"(skipped: {problem})")
+        return
+    print(
+        f"RabbitMQ at {BROKER_URL.rsplit('@', 1)[-1]}; "
+        f"{os.cpu_count()} CPU cores; shipped configurations (hub polled every 1 s, "
+        "worker pool of 2)",
+        flush=True,
+    )
+    results = run(args)
+    print()
+    print(
+        f"{'document':<14} {'body':>7} {'docs':>5} {'e2e docs/s':>10} {'p50 s':>6} "
+        f"{'p99 s':>6} {'idle p50':>8} {'idle p99':>8} {'broker pub/s':>12} "
+        f"{'broker cons/s':>13} {'e2e/broker':>10}"
+    )
+    for r in results:
+        slowest = min(r.broker_publish, r.broker_consume)
+        print(
+            f"{r.scenario:<14} {r.body_bytes // 1024:>4} KB {r.count:>5} "
+            f"{r.docs_per_second:>10.2f} {r.p50:>6.2f} {r.p99:>6.2f} {r.idle_p50:>8.2f} "
+            f"{r.idle_p99:>8.2f} {r.broker_publish:>12.0f} {r.broker_consume:>13.0f} "
+            f"{r.docs_per_second / slowest:>10.4f}"
+        )
+    print(
+        "\np50/p99: publish at A to delivery at B while the burst is queued; idle: one "
+        "document at a time (B polls the hub every second: about half of it).\nbroker: the same body through one queue with plain kombu "
+        "(persistent, confirmed publish; consume + ack, prefetch 32); e2e/broker: end-to-end "
+        "rate over the slower of the two."
+    )
+
+
+if __name__ == "__main__":
+    main()
