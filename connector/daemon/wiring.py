@@ -341,7 +341,15 @@ def build(
         server = MetricsServer(
             metrics, MetricsSettings(True, config.metrics.host, config.metrics.port)
         )
-        server.start()
+        try:
+            server.start()
+        except OSError as exc:
+            runtime.close()
+            raise ConfigurationError(
+                f"metrics: cannot listen on {config.metrics.host}:{config.metrics.port}: "
+                f"{exc.strerror or exc} (metrics.port: another port, or 0 for any free one)",
+                reason="metrics_address",
+            ) from None
         runtime.metrics_server = server
         closers.append(server.stop)
     return runtime
