@@ -4,6 +4,7 @@ worker pool's processes never outlive the daemon (a kill -9 must not leave the s
 from __future__ import annotations
 
 import concurrent.futures
+import socket
 import subprocess
 import sys
 import textwrap
@@ -143,3 +144,15 @@ def test_pool_processes_end_with_a_killed_daemon_and_leave_the_spool_free(
         assert time.monotonic() < deadline, f"pool processes outlived the daemon: {workers}"
         time.sleep(0.1)
     SpoolFolder(world.a.spool).close()  # the restarted connector can take the spool
+
+
+def test_a_taken_metrics_port_is_a_configuration_problem(world: World) -> None:  # noqa: F811
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env = {**world.env, "CONNECTOR_A_METRICS_PORT": str(taken.getsockname()[1])}
+        with pytest.raises(ConfigurationError) as failed:
+            wiring.build(load_config(CONFIG_A, environ=env))
+    assert failed.value.reason == "metrics_address"
+    assert "metrics.port" in failed.value.message
+    SpoolFolder(world.a.spool).close()  # what was built is closed again

@@ -457,8 +457,10 @@ class World:
             **secrets_by_name,
             "CONNECTOR_VAR": str(self.var),
             "CONNECTOR_PKI": str(pki.directory),
-            "CONNECTOR_A_METRICS_PORT": str(free_port()),
-            "CONNECTOR_B_METRICS_PORT": str(free_port()),
+            # Any free port, chosen by the connector itself: a port picked here could be
+            # taken (e.g. as an outgoing connection's source port) before it binds.
+            "CONNECTOR_A_METRICS_PORT": "0",
+            "CONNECTOR_B_METRICS_PORT": "0",
             "PYTHONUNBUFFERED": "1",
         }
         self.env.pop("CONNECTOR_FAULT", None)
