@@ -298,8 +298,16 @@ class PdfPolicies(Section):
 
 
 class XmlSignaturePolicy(Section):
+    """Packages without a verifiable XML signature (the QCVN placeholder, or none at all).
+
+    Accepting them lets peers that only sign their PDFs through; a document is then still
+    required to carry a signed PDF (its legal signature), and a status without any signature
+    is taken only from the OrganIds listed in ``unsigned_status_from``.
+    """
+
     legacy_placeholder: Literal["accept", "refuse"] = "accept"  # QCVN-namespace Signature only
     unsigned: Literal["accept", "refuse"] = "refuse"  # no signature element at all
+    unsigned_status_from: list[OrganId] = Field(default_factory=list)
 
 
 class TrustConfig(Section):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from connector.edxml.model import Attachment, EdocPackage, Organization, StatusPackage
+from connector.edxml.summary import peek
 from connector.errors import ConfigurationError, PermanentError
 from connector.local.base import DeliveryKind, LocalDelivery, LocalRecord
 from connector.mapping import LocalFormat, MappingSet
@@ -158,21 +159,46 @@ class Verified:
 
 @dataclass
 class VerifierAdapter:
+    """XML signature verification plus the policy for packages without one.
+
+    A package with only the QCVN placeholder (``legacy_policy``) or no signature at all
+    (``unsigned_policy``) is accepted or refused by policy; a status package from a peer in
+    ``unsigned_status_from`` is accepted without signature whatever the policy (statuses carry
+    no PDF that could vouch for them, so the peer must be named explicitly).
+    """
+
     trust: TrustStore
     legacy_policy: LegacyPolicy = "accept"
     unsigned_policy: LegacyPolicy = "refuse"
+    unsigned_status_from: frozenset[str] = frozenset()
 
     def verify(self, package_bytes: bytes) -> Verified:
         result = verify_package(
-            package_bytes,
-            self.trust,
-            legacy_policy=self.legacy_policy,
-            unsigned_policy=self.unsigned_policy,
+            package_bytes, self.trust, legacy_policy="accept", unsigned_policy="accept"
         )
         notes = [f"{d.code}: {d.message}" for d in result.decisions]
         if result.signed:
             notes.insert(0, f"XML signature valid, signer {result.signer_subject}")
-        return Verified(result.data, notes, result.signed, result.signer_organ_id)
+            return Verified(result.data, notes, True, result.signer_organ_id)
+        placeholder = any(d.code == "legacy_placeholder_accepted" for d in result.decisions)
+        policy = self.legacy_policy if placeholder else self.unsigned_policy
+        summary = peek(result.data)
+        if summary.kind == "status" and summary.from_organ_id in self.unsigned_status_from:
+            notes.append(f"unsigned status accepted from {summary.from_organ_id} by policy")
+        elif policy != "accept":
+            if placeholder:
+                raise PermanentError(
+                    "package carries only a legacy QCVN Signature placeholder (no XML-DSig) and "
+                    "the policy refuses it",
+                    reason="legacy_signature_refused",
+                    stage="xml_verify",
+                )
+            raise PermanentError(
+                "package has no XML signature (no ds:Signature in edXMLHeader)",
+                reason="signature_missing",
+                stage="xml_verify",
+            )
+        return Verified(result.data, notes, False, None)
 
 
 @dataclass

@@ -36,6 +36,7 @@ from connector.interconnect.base import MESSAGE_TYPES, PendingItem
 from connector.local.base import DeliveryKind
 from connector.store.api import ErrorInfo, NewInbound, PackageFacts, TrackedPackage
 from connector.store.states import Direction, InboundState, PackageKind
+from connector.trust.pdf_policy import is_pdf
 
 log = logging.getLogger("connector.inbound")
 _S = InboundState
@@ -76,6 +77,13 @@ def verify(services: Services, raw: bytes) -> tuple[Package, list[str]]:
     if isinstance(package, EdocPackage):
         with timed(services, "decrypt"):
             attachments = services.crypto.decrypt(package.attachments)
+        if not verified.signed and not any(is_pdf(a.data) for a in attachments):
+            raise PermanentError(
+                "the package has no XML signature and no PDF whose signatures could vouch for "
+                "it: its origin cannot be verified",
+                reason="signature_missing",
+                stage="xml_verify",
+            )
         with timed(services, "pdf_verify"):
             notes.extend(services.offload(services.pdf.verify_inbound, attachments, sender))
         package = dataclasses.replace(package, attachments=attachments)

@@ -313,6 +313,7 @@ def build(
             trust,
             config.trust.xml_signature.legacy_placeholder,
             config.trust.xml_signature.unsigned,
+            frozenset(config.trust.xml_signature.unsigned_status_from),
         ),
         pool=pool,
         pool_factory=pool_factory,

@@ -1,0 +1,84 @@
+"""Who may send what: the rules that bind a received package to its sender.
+
+* a package without an XML signature must vouch for itself with a signed PDF (a document), or
+  come from a peer whose unsigned statuses are accepted by configuration (a status);
+* an XML signature by one agency's certificate cannot carry another agency's From;
+* the real national-axis samples (placeholder signature, a zipped .doc) are refused by default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from connector.daemon import inbound
+from connector.daemon.adapters import VerifierAdapter
+from connector.daemon.wiring import Runtime
+from connector.edxml import build_package
+from connector.edxml.model import Organization
+from connector.errors import PermanentError
+from connector.trust.keys import load_identity
+from connector.trust.xmldsig import sign_package
+from tests.e2e.harness import A_ID, B_ID, World
+from tests.e2e.inprocess import daemon_pki, runtime, world  # noqa: F401
+from tests.edxml.factories import edoc, status
+from tests.samples import sample_params
+
+
+@pytest.fixture
+def b(world: World) -> Iterator[Runtime]:  # noqa: F811
+    built = runtime(world, world.b)
+    yield built
+    built.close()
+
+
+def _sealed_by(world: World, organ_id: str, data: bytes) -> bytes:  # noqa: F811
+    agency = world.pki.agency(organ_id)
+    return sign_package(data, load_identity(agency.seal.key, agency.seal.cert, (agency.chain,)))
+
+
+def test_unsigned_status_is_refused_unless_the_peer_is_listed(b: Runtime) -> None:
+    raw = build_package(status())  # a status from B's peer 000.00.32.H12, with no signature
+    with pytest.raises(PermanentError) as caught:
+        inbound.verify(b.services, raw)
+    assert caught.value.reason == "signature_missing"
+    verifier = b.services.verifier
+    assert isinstance(verifier, VerifierAdapter)
+    listed = dataclasses.replace(verifier, unsigned_status_from=frozenset({"000.00.32.H12"}))
+    services = dataclasses.replace(b.services, verifier=listed)
+    package, notes = inbound.verify(services, raw)
+    assert package.kind == "status"
+    assert any("unsigned status accepted from 000.00.32.H12" in note for note in notes)
+
+
+def test_signer_must_be_the_sender(world: World, b: Runtime) -> None:  # noqa: F811
+    # A signs a package that claims to come from another agency.
+    forged = edoc(
+        from_=Organization("000.00.33.H12", organ_name="Sở Tư pháp (demo)"),
+        to=(Organization(B_ID),),
+        attachments=(),
+    )
+    raw = _sealed_by(world, A_ID, build_package(forged))
+    with pytest.raises(PermanentError) as caught:
+        inbound.verify(b.services, raw)
+    assert caught.value.reason == "signer_mismatch"
+    assert A_ID in caught.value.message and "000.00.33.H12" in caught.value.message
+
+
+def test_signed_by_the_sender_passes_the_binding(world: World, b: Runtime) -> None:  # noqa: F811
+    genuine = edoc(to=(Organization(B_ID),), attachments=())
+    raw = _sealed_by(world, A_ID, build_package(genuine))
+    package, notes = inbound.verify(b.services, raw)
+    assert package.from_.organ_id == A_ID
+    assert any("XML signature valid" in note for note in notes)
+
+
+@pytest.mark.parametrize("path", sample_params("edoc_*.edxml"))
+def test_national_axis_placeholder_without_signed_pdf_is_refused(path: Path, b: Runtime) -> None:
+    with pytest.raises(PermanentError) as caught:
+        inbound.verify(b.services, path.read_bytes())
+    assert caught.value.reason == "signature_missing"
+    assert "origin cannot be verified" in caught.value.message
