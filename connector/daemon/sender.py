@@ -20,7 +20,7 @@ from connector.daemon.events import emit, error_fields
 from connector.daemon.lifecycle import sleep_until
 from connector.daemon.ports import Services
 from connector.daemon.retry import DependencyBackoff, Fate, decide
-from connector.errors import ConfigurationError, ConnectorError, PermanentError
+from connector.errors import ConfigurationError, ConnectorError, PermanentError, TransientError
 from connector.store.api import ErrorInfo, TrackedPackage
 
 log = logging.getLogger("connector.sender")
@@ -70,6 +70,8 @@ def _settle_failure(
     services: Services, package: TrackedPackage, exc: ConnectorError, hub_backoff: DependencyBackoff
 ) -> bool:
     services.metrics.send_attempt(package.kind.value, exc)
+    if exc.reason == "hub_server_error":
+        return _server_error(services, package, exc, hub_backoff)
     decision = decide(exc, package.attempts, services.retry)
     error = decision.error or exc
     info = ErrorInfo.of(error)
@@ -99,16 +101,51 @@ def _settle_failure(
     return True
 
 
+def _server_error(
+    services: Services, package: TrackedPackage, exc: ConnectorError, hub_backoff: DependencyBackoff
+) -> bool:
+    """HTTP 500-class answer: the hub is reachable but failed on this request, which may be
+    this package's fault. The attempt counts, so a package the hub always chokes on ends
+    FAILED instead of waiting forever; the round stops after the probe and the hub is given
+    its back-off, so an outage answered with 500s costs a few attempts per round, bounded by
+    the retry budget (``connector messages retry`` brings FAILED packages back).
+    """
+    delay = hub_backoff.failed()
+    services.metrics.set_component_up("hub", False)
+    counted = TransientError(exc.message, reason=exc.reason, stage=exc.stage or "send")
+    decision = decide(counted, package.attempts, services.retry)
+    if decision.fate is Fate.FAIL and decision.error is not None:
+        services.metrics.document("outbound", "failed")
+        failed = services.store.mark_failed(package.id, ErrorInfo.of(decision.error))
+        log.warning("package #%d FAILED: %s", package.id, decision.error.message)
+        emit(services, "outbound.failed", failed, **error_fields(decision.error))
+        return False
+    services.store.schedule_retry(
+        package.id, ErrorInfo.of(counted), _now(services) + max(delay, decision.delay)
+    )
+    log.warning("hub server error on package #%d (attempt counted): %s", package.id, exc.message)
+    return False
+
+
 def send_round(services: Services, hub_backoff: DependencyBackoff) -> int:
     """Claim and send due packages once; return how many were claimed."""
     claimed = services.store.claim(
         services.worker_id, limit=services.timing.batch, lease_seconds=services.timing.lease_seconds
     )
+    # After a failure that looks like the hub being down, one more package is tried as a
+    # probe: if the hub takes it, it was not down, and the failing package is what it chokes
+    # on (its next failure then counts). Without the probe one such package, urgent and so
+    # always claimed first, would hold back everything behind it.
+    probes = 1
     for index, package in enumerate(claimed):
-        if not send_one(services, package, hub_backoff):
-            for rest in claimed[index + 1 :]:
-                services.store.release(rest.id, services.worker_id)
-            break
+        if send_one(services, package, hub_backoff):
+            continue
+        if probes and index + 1 < len(claimed):
+            probes -= 1
+            continue
+        for rest in claimed[index + 1 :]:
+            services.store.release(rest.id, services.worker_id)
+        break
     return len(claimed)
 
 
