@@ -88,10 +88,17 @@ def seal_and_sign(services: Services, package: Package) -> bytes:
 
 def prepare(services: Services, record: LocalRecord) -> tuple[bytes, PackageFacts, PackageKind]:
     with timed(services, "map"):
-        if record.kind is RecordKind.COMMAND:
-            package: Package = services.mapper.command_to_status(record)
-        else:
-            package = services.mapper.record_to_package(record)
+        try:
+            if record.kind is RecordKind.COMMAND:
+                package: Package = services.mapper.command_to_status(record)
+            else:
+                package = services.mapper.record_to_package(record)
+        except RecursionError:
+            raise PermanentError(
+                f"record {record.record_id!r} nests too deeply to be read",
+                reason="record_malformed",
+                stage="map",
+            ) from None
     raw = seal_and_sign(services, package)
     kind = PackageKind.STATUS if isinstance(package, StatusPackage) else PackageKind.EDOC
     facts = facts_of(package, services.holidays)
