@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
-import hashlib
 import json
 import os
 import secrets
@@ -53,7 +52,7 @@ HUB_CONFIG = ROOT / "config" / "hub.yaml"
 A_ID = "000.00.31.H12"
 B_ID = "000.00.32.H12"
 
-# Every example record of agency A: (mapping subfolder or None for the default, file name).
+# Every example record of agency A, by format (JSON: outbound/; legacy XML: outbound/legacy-xml/).
 JSON_RECORDS = (
     "01-ordinary.json",
     "02-urgent.json",
@@ -105,16 +104,14 @@ def _signed_pdf(b64: str, signer: KeySource) -> str:
     return base64.b64encode(sign_pdf(pdf, signer)).decode("ascii")
 
 
-def json_record(name: str, signer: KeySource, spool_root: Path, *, suffix: str = "") -> Record:
+def json_record(name: str, signer: KeySource, spool_root: Path) -> Record:
     """An example JSON record of A, dated today, its main PDF signed by A's signer.
 
-    The file is named after the record's own id (plus ``suffix``), so records of different
-    formats never share an idempotency key. Attachments referenced from the spool are copied.
+    The file is named after the record's own id, so records of different formats never share
+    an idempotency key. Attachments referenced from the spool are copied beside it.
     """
     record = json.loads((EXAMPLES / "qlvb-json" / name).read_text("utf-8"))
     record["ngay_ban_hanh"] = now_vn().date().isoformat()
-    if suffix:
-        record["id"] = f"{record['id']}{suffix}"
     main = record.get("van_ban_chinh") or {}
     if "noi_dung_base64" in main:
         main["noi_dung_base64"] = _signed_pdf(main["noi_dung_base64"], signer)
@@ -502,8 +499,8 @@ class World:
         return codes
 
     # -- records --------------------------------------------------------------------------
-    def json_record(self, name: str, *, suffix: str = "") -> Record:
-        return json_record(name, self.signer, self.a.spool, suffix=suffix)
+    def json_record(self, name: str) -> Record:
+        return json_record(name, self.signer, self.a.spool)
 
     def xml_record(self, name: str) -> Record:
         return xml_record(name, self.signer, self.a.spool)
@@ -547,34 +544,6 @@ class World:
             for p in self.hub.packages()
             if (sender is None or p.sender == sender) and (kind is None or p.message_type == kind)
         ]
-
-
-def business_key(raw: bytes) -> tuple[str, str, str]:
-    """(kind, DocumentId, BusinessDocType or StatusCode) of an edXML package: what one
-    package *is*. Two different byte strings with the same key are the same package sent with
-    different content."""
-    from connector.edxml import parse_package
-    from connector.edxml.model import EdocPackage
-
-    package = parse_package(raw)
-    if isinstance(package, EdocPackage):
-        return ("edoc", package.document_id, str(int(package.business_doc_type)))
-    return ("status", package.response_for.document_id or "", package.status_code.value)
-
-
-def assert_one_content_per_package(
-    packages: Sequence[StoredPackage],
-) -> dict[tuple[str, str, str], str]:
-    """Every package the hub holds has exactly one content; returns key -> sha256."""
-    seen: dict[tuple[str, str, str], str] = {}
-    for stored in packages:
-        kind, document_id, what = business_key(stored.data)
-        key = (f"{stored.sender} {kind}", document_id, what)
-        digest = hashlib.sha256(stored.data).hexdigest()
-        assert seen.setdefault(key, digest) == digest, (
-            f"the hub holds two different contents for {key}"
-        )
-    return seen
 
 
 def today() -> dt.date:
