@@ -12,7 +12,8 @@ operator fixes the cause and retries it. Each step is resumable from the stored 
 a crash anywhere loses nothing and delivers nothing twice.
 
 Status packages go through the same checks and then update the tracking of the document
-and recipient they report on (``statuses``).
+and recipient they report on (``statuses``). It must not send documents (``sender`` does)
+nor decide the wire format (``edxml``).
 """
 
 from __future__ import annotations

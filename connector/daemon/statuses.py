@@ -7,6 +7,8 @@
   status about a document we do not know is recorded, not an error.
 * Local workflow commands (03, 04, 05, 06, 02, 13, 15, 16) come in through the intake and are
   prepared by ``outbound``.
+
+It queues and applies statuses; it must not talk to the hub or the local side directly.
 """
 
 from __future__ import annotations
