@@ -12,9 +12,6 @@ It reads; it must not validate against the XSD (``schema``) or write XML (``buil
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TypeVar
 
 from lxml import etree
 from lxml.etree import _Element
@@ -23,8 +20,6 @@ from connector import timeutil
 from connector.edxml import attachments as att
 from connector.edxml.model import (
     NS,
-    XMLDSIG_NS,
-    Attachment,
     Business,
     BusinessDocType,
     BusinessDocumentInfo,
@@ -48,115 +43,10 @@ from connector.edxml.model import (
     SteeringType,
     TraceHeader,
 )
+from connector.edxml.parse_attachments import read_attachments
 from connector.edxml.problems import EdxmlError, Problem
+from connector.edxml.reader import Reader
 from connector.edxml.xmlsafe import DEFAULT_LIMITS, XmlLimits, parse_untrusted
-
-T = TypeVar("T")
-
-
-# Spellings seen in real traffic, first one is what we emit.
-_ALIASES: dict[str, tuple[str, ...]] = {
-    "OrganizationInCharge": ("OrganizationInCharge", "OrganInCharge"),
-    "Bussiness": ("Bussiness", "Business"),
-    "BussinessDocType": ("BussinessDocType", "BusinessDocType"),
-    "BussinessDocReason": ("BussinessDocReason", "BusinessDocReason"),
-    "BussinessDocumentInfo": ("BussinessDocumentInfo", "BusinessDocumentInfo"),
-}
-
-
-@dataclass
-class _Reader:
-    """Walks one document, collecting problems instead of stopping at the first."""
-
-    problems: list[Problem] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    # -- navigation -------------------------------------------------------------------------
-    @staticmethod
-    def local(element: _Element) -> str:
-        return etree.QName(element).localname if isinstance(element.tag, str) else ""
-
-    def children(self, parent: _Element | None, name: str) -> list[_Element]:
-        if parent is None:
-            return []
-        names = _ALIASES.get(name, (name,))
-        return [
-            child
-            for child in parent
-            if isinstance(child.tag, str)
-            and etree.QName(child).namespace == NS
-            and etree.QName(child).localname in names
-        ]
-
-    def child(self, parent: _Element | None, name: str) -> _Element | None:
-        found = self.children(parent, name)
-        return found[0] if found else None
-
-    def path(self, element: _Element | None, extra: str = "") -> str:
-        parts: list[str] = []
-        node = element
-        while node is not None:
-            name = self.local(node)
-            parent = node.getparent()
-            if parent is not None:
-                siblings = [c for c in parent if isinstance(c.tag, str) and c.tag == node.tag]
-                if len(siblings) > 1:
-                    name += f"[{siblings.index(node) + 1}]"
-            parts.append(name)
-            node = parent
-        base = "/" + "/".join(reversed(parts))
-        return f"{base}/{extra}" if extra else base
-
-    def problem(
-        self, element: _Element | None, message: str, *, name: str = "", reason: str = "invalid"
-    ) -> None:
-        line = element.sourceline if element is not None else None
-        self.problems.append(
-            Problem(
-                message,
-                path=self.path(element, name),
-                line=line,
-                element=name or (self.local(element) if element is not None else None),
-                reason=reason,
-            )
-        )
-
-    # -- values ----------------------------------------------------------------------------
-    def text(self, parent: _Element | None, name: str, *, required: bool = False) -> str | None:
-        element = self.child(parent, name)
-        value = (element.text or "").strip() if element is not None else ""
-        if element is not None and element.text is not None and value != element.text:
-            value = element.text.strip()
-        if not value:
-            if required and parent is not None:
-                self.problem(
-                    parent,
-                    f"required element {name} is missing or empty",
-                    name=name,
-                    reason="missing_field",
-                )
-            return None
-        return value
-
-    def convert(
-        self,
-        parent: _Element | None,
-        name: str,
-        func: Callable[[str], T],
-        expected: str,
-        *,
-        required: bool = False,
-    ) -> T | None:
-        value = self.text(parent, name, required=required)
-        if value is None:
-            return None
-        try:
-            return func(value)
-        except (ValueError, KeyError):
-            self.problem(
-                self.child(parent, name), f"{value!r} is not {expected}", reason="bad_format"
-            )
-            return None
 
 
 def _int(value: str) -> int:
@@ -176,11 +66,6 @@ def _priority(value: str) -> Priority:
     return Priority(int(value))
 
 
-def _strip_cid(value: str) -> str:
-    value = value.strip()
-    return value[4:] if value.lower().startswith("cid:") else value
-
-
 def parse_package(
     data: bytes,
     *,
@@ -195,7 +80,7 @@ def parse_package(
 def parse_element(
     root: _Element, *, attachment_limits: att.AttachmentLimits = att.DEFAULT_ATTACHMENT_LIMITS
 ) -> Package:
-    reader = _Reader()
+    reader = Reader()
     qname = etree.QName(root)
     if qname.localname != "edXML" or qname.namespace != NS:
         got = f"{{{qname.namespace}}}{qname.localname}" if qname.namespace else qname.localname
@@ -234,7 +119,7 @@ def parse_element(
     return package
 
 
-def _organization(reader: _Reader, element: _Element) -> Organization:
+def _organization(reader: Reader, element: _Element) -> Organization:
     return Organization(
         organ_id=reader.text(element, "OrganId", required=True) or "",
         organization_in_charge=reader.text(element, "OrganizationInCharge"),
@@ -247,7 +132,7 @@ def _organization(reader: _Reader, element: _Element) -> Organization:
     )
 
 
-def _required_child(reader: _Reader, parent: _Element, name: str) -> _Element | None:
+def _required_child(reader: Reader, parent: _Element, name: str) -> _Element | None:
     element = reader.child(parent, name)
     if element is None:
         reader.problem(
@@ -256,7 +141,7 @@ def _required_child(reader: _Reader, parent: _Element, name: str) -> _Element | 
     return element
 
 
-def _response_for(reader: _Reader, element: _Element) -> ResponseFor:
+def _response_for(reader: Reader, element: _Element) -> ResponseFor:
     return ResponseFor(
         organ_id=reader.text(element, "OrganId"),
         code=reader.text(element, "Code"),
@@ -267,7 +152,7 @@ def _response_for(reader: _Reader, element: _Element) -> ResponseFor:
     )
 
 
-def _staff(reader: _Reader, element: _Element | None) -> StaffInfo | None:
+def _staff(reader: Reader, element: _Element | None) -> StaffInfo | None:
     if element is None:
         return None
     return StaffInfo(
@@ -278,7 +163,7 @@ def _staff(reader: _Reader, element: _Element | None) -> StaffInfo | None:
     )
 
 
-def _status(reader: _Reader, message: _Element) -> StatusPackage | None:
+def _status(reader: Reader, message: _Element) -> StatusPackage | None:
     from_el = _required_child(reader, message, "From")
     response_el = _required_child(reader, message, "ResponseFor")
     code = reader.convert(
@@ -312,7 +197,7 @@ def _status(reader: _Reader, message: _Element) -> StatusPackage | None:
 
 
 def _edoc(
-    reader: _Reader,
+    reader: Reader,
     root: _Element,
     header: _Element | None,
     message: _Element,
@@ -362,7 +247,7 @@ def _edoc(
         for el in reader.children(trace_list, "TraceHeader")
     )
     business = _business(reader, reader.child(trace_list, "Bussiness"))
-    attachments = _attachments(reader, root, limits)
+    attachments = read_attachments(reader, root, limits)
     legacy = _legacy_signature(reader, header)
     if (
         from_el is None
@@ -405,7 +290,7 @@ def _edoc(
     )
 
 
-def _other_info(reader: _Reader, element: _Element | None) -> OtherInfo:
+def _other_info(reader: Reader, element: _Element | None) -> OtherInfo:
     if element is None:
         return OtherInfo()
     appendixes = tuple(
@@ -425,7 +310,7 @@ def _other_info(reader: _Reader, element: _Element | None) -> OtherInfo:
     )
 
 
-def _business(reader: _Reader, element: _Element | None) -> Business | None:
+def _business(reader: Reader, element: _Element | None) -> Business | None:
     if element is None:
         return None
     info_el = reader.child(element, "BussinessDocumentInfo")
@@ -470,119 +355,8 @@ def _business(reader: _Reader, element: _Element | None) -> Business | None:
     )
 
 
-def _legacy_signature(reader: _Reader, header: _Element | None) -> LegacySignature | None:
+def _legacy_signature(reader: Reader, header: _Element | None) -> LegacySignature | None:
     placeholder = reader.child(header, "Signature")
     if placeholder is None:
         return None
     return LegacySignature(raw_xml=etree.tostring(placeholder, with_tail=False))
-
-
-def has_xmldsig(root: _Element) -> bool:
-    return root.find(f".//{{{XMLDSIG_NS}}}Signature") is not None
-
-
-def _attachments(
-    reader: _Reader, root: _Element, limits: att.AttachmentLimits
-) -> tuple[Attachment, ...]:
-    manifest = reader.child(
-        reader.child(reader.child(root, "edXMLEnvelope"), "edXMLBody"), "edXMLManifest"
-    )
-    references = {}
-    for ref in reader.children(manifest, "Reference"):
-        cid = reader.text(ref, "ContentId", required=True)
-        if cid:
-            references[_strip_cid(cid)] = ref
-    # Payload elements are un-prefixed children of the default QCVN namespace, but some
-    # peers send them un-namespaced: accept both by local name.
-    encoded = [
-        c
-        for c in root
-        if isinstance(c.tag, str) and etree.QName(c).localname == "AttachmentEncoded"
-    ]
-    result: list[Attachment] = []
-    seen: set[str] = set()
-    for container in encoded:
-        for element in container:
-            if not isinstance(element.tag, str) or etree.QName(element).localname != "Attachment":
-                continue
-            item = _attachment(reader, element, references, limits)
-            if item is not None:
-                if item.content_id in seen:
-                    reader.problem(
-                        element,
-                        f"ContentId cid:{item.content_id} appears twice",
-                        name="ContentId",
-                        reason="duplicate_content_id",
-                    )
-                seen.add(item.content_id)
-                result.append(item)
-    for cid, ref in references.items():
-        if cid not in seen:
-            reader.problem(
-                ref,
-                f"manifest Reference cid:{cid} has no Attachment payload",
-                name="ContentId",
-                reason="missing_attachment",
-            )
-    return tuple(result)
-
-
-def _local_text(element: _Element, name: str) -> str | None:
-    for child in element:
-        if isinstance(child.tag, str) and etree.QName(child).localname == name:
-            value = (child.text or "").strip()
-            return value or None
-    return None
-
-
-def _attachment(
-    reader: _Reader,
-    element: _Element,
-    references: dict[str, _Element],
-    limits: att.AttachmentLimits,
-) -> Attachment | None:
-    cid_text = _local_text(element, "ContentId")
-    if not cid_text:
-        reader.problem(
-            element, "Attachment has no ContentId", name="ContentId", reason="missing_field"
-        )
-        return None
-    cid = _strip_cid(cid_text)
-    ref = references.get(cid)
-    name = (
-        _local_text(element, "AttachmentName")
-        or (reader.text(ref, "AttachmentName") if ref is not None else None)
-        or f"cid-{cid}"
-    )
-    payload_text = None
-    for child in element:
-        if isinstance(child.tag, str) and etree.QName(child).localname == "ContentTransferEncoded":
-            payload_text = child.text or ""
-    if payload_text is None:
-        reader.problem(
-            element,
-            f"attachment {name!r} has no ContentTransferEncoded payload",
-            name="ContentTransferEncoded",
-            reason="missing_field",
-        )
-        return None
-    try:
-        data = att.decode_base64(payload_text, name=name, limits=limits)
-        wire_type = _local_text(element, "ContentType") or ""
-        manifest_type = (reader.text(ref, "ContentType") if ref is not None else None) or wire_type
-        content_type = manifest_type or att.guess_content_type(name)
-        if att.is_zip(data):
-            unzipped = att.unzip_single(data, name=name, limits=limits)
-            if unzipped is not None:
-                data = unzipped[1]
-                if content_type == att.ZIP_CONTENT_TYPE:
-                    content_type = att.guess_content_type(name)
-    except att.AttachmentError as exc:
-        reader.problem(element, exc.message, name="ContentTransferEncoded", reason=exc.reason)
-        return None
-    description = (reader.text(ref, "Description") if ref is not None else None) or _local_text(
-        element, "Description"
-    )
-    return Attachment(
-        content_id=cid, name=name, content_type=content_type, data=data, description=description
-    )

@@ -170,7 +170,7 @@ def check_package(data: bytes, limits: XmlLimits = DEFAULT_LIMITS) -> CheckResul
 
 def _locate(root: etree._Element, path: str) -> etree._Element | None:
     """Find the input element at a normalised path (same names, same sibling index)."""
-    from connector.edxml.parser import _ALIASES
+    from connector.edxml.reader import ALIASES
 
     node: etree._Element | None = root
     for step in path.strip("/").split("/")[1:]:
@@ -180,7 +180,7 @@ def _locate(root: etree._Element, path: str) -> etree._Element | None:
         if not match:
             return None
         name, index = match.group(1), int(match.group(2) or 1)
-        names = _ALIASES.get(name, (name,))
+        names = ALIASES.get(name, (name,))
         same = [c for c in node if isinstance(c.tag, str) and etree.QName(c).localname in names]
         node = same[index - 1] if len(same) >= index else None
     return node

@@ -1,0 +1,125 @@
+"""Reading one untrusted edXML tree: lookups by namespace + local name, problem collection.
+
+``Reader`` walks a parsed tree prefix-agnostically, accepts the spellings seen in real
+traffic (``ALIASES``), and collects every problem with its line and path instead of
+stopping at the first. It must not build the model (``parser``) or validate (``schema``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from lxml import etree
+from lxml.etree import _Element
+
+from connector.edxml.model import NS
+from connector.edxml.problems import Problem
+
+T = TypeVar("T")
+
+
+# Spellings seen in real traffic, first one is what we emit.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "OrganizationInCharge": ("OrganizationInCharge", "OrganInCharge"),
+    "Bussiness": ("Bussiness", "Business"),
+    "BussinessDocType": ("BussinessDocType", "BusinessDocType"),
+    "BussinessDocReason": ("BussinessDocReason", "BusinessDocReason"),
+    "BussinessDocumentInfo": ("BussinessDocumentInfo", "BusinessDocumentInfo"),
+}
+
+
+@dataclass
+class Reader:
+    """Walks one document, collecting problems instead of stopping at the first."""
+
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    # -- navigation -------------------------------------------------------------------------
+    @staticmethod
+    def local(element: _Element) -> str:
+        return etree.QName(element).localname if isinstance(element.tag, str) else ""
+
+    def children(self, parent: _Element | None, name: str) -> list[_Element]:
+        if parent is None:
+            return []
+        names = ALIASES.get(name, (name,))
+        return [
+            child
+            for child in parent
+            if isinstance(child.tag, str)
+            and etree.QName(child).namespace == NS
+            and etree.QName(child).localname in names
+        ]
+
+    def child(self, parent: _Element | None, name: str) -> _Element | None:
+        found = self.children(parent, name)
+        return found[0] if found else None
+
+    def path(self, element: _Element | None, extra: str = "") -> str:
+        parts: list[str] = []
+        node = element
+        while node is not None:
+            name = self.local(node)
+            parent = node.getparent()
+            if parent is not None:
+                siblings = [c for c in parent if isinstance(c.tag, str) and c.tag == node.tag]
+                if len(siblings) > 1:
+                    name += f"[{siblings.index(node) + 1}]"
+            parts.append(name)
+            node = parent
+        base = "/" + "/".join(reversed(parts))
+        return f"{base}/{extra}" if extra else base
+
+    def problem(
+        self, element: _Element | None, message: str, *, name: str = "", reason: str = "invalid"
+    ) -> None:
+        line = element.sourceline if element is not None else None
+        self.problems.append(
+            Problem(
+                message,
+                path=self.path(element, name),
+                line=line,
+                element=name or (self.local(element) if element is not None else None),
+                reason=reason,
+            )
+        )
+
+    # -- values ----------------------------------------------------------------------------
+    def text(self, parent: _Element | None, name: str, *, required: bool = False) -> str | None:
+        element = self.child(parent, name)
+        value = (element.text or "").strip() if element is not None else ""
+        if element is not None and element.text is not None and value != element.text:
+            value = element.text.strip()
+        if not value:
+            if required and parent is not None:
+                self.problem(
+                    parent,
+                    f"required element {name} is missing or empty",
+                    name=name,
+                    reason="missing_field",
+                )
+            return None
+        return value
+
+    def convert(
+        self,
+        parent: _Element | None,
+        name: str,
+        func: Callable[[str], T],
+        expected: str,
+        *,
+        required: bool = False,
+    ) -> T | None:
+        value = self.text(parent, name, required=required)
+        if value is None:
+            return None
+        try:
+            return func(value)
+        except (ValueError, KeyError):
+            self.problem(
+                self.child(parent, name), f"{value!r} is not {expected}", reason="bad_format"
+            )
+            return None
