@@ -30,6 +30,7 @@ import email.policy
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -464,10 +465,7 @@ class AmqpWorld:
         for topology in self.topology.values():
             declare(topology)
         self.collectors: list[Collector] = []
-        self.metrics_port = {
-            "A": int(self.world.env["CONNECTOR_A_METRICS_PORT"]),
-            "B": int(self.world.env["CONNECTOR_B_METRICS_PORT"]),
-        }
+        self.own_queues: list[str] = []
 
     @property
     def a(self) -> Any:
@@ -486,6 +484,18 @@ class AmqpWorld:
         collector = Collector(queue).start()
         self.collectors.append(collector)
         return collector
+
+    def bind(self, exchange: str, routing_keys: Sequence[str]) -> Collector:
+        """A queue of our own bound to ``exchange`` with these keys (as an operator binds
+        by kind), collected; deleted when the world closes."""
+        queue = f"{exchange}.test-{uuid.uuid4().hex[:6]}"
+        with connect() as conn:
+            channel = conn.channel()
+            channel.queue_declare(queue, durable=True, auto_delete=False)
+            for key in routing_keys:
+                channel.queue_bind(queue, exchange, key)
+        self.own_queues.append(queue)
+        return self.collect(queue)
 
     def producer(self) -> Producer:
         return Producer(self.topology["A"].outbound_queue)
@@ -506,15 +516,41 @@ class AmqpWorld:
         finally:
             for collector in self.collectors:
                 collector.stop()
+            # The broker may be down after a failed test: clean up what can be.
+            with contextlib.suppress(Exception), connect() as conn:
+                channel = conn.channel()
+                for queue in self.own_queues:
+                    channel.queue_delete(queue)
             for topology in self.topology.values():
-                with contextlib.suppress(Exception):  # the broker may be down after a failure
+                with contextlib.suppress(Exception):
                     delete(topology)
         return codes
 
+    def metrics_url(self, agency: str) -> str:
+        """Where the running connector serves /metrics (it picks a free port: see its log)."""
+        process = self.a if agency == "A" else self.b
+        assert process.logs, f"connector {agency} never started"
+        log = process.logs[-1]
+
+        def served() -> str | None:
+            text = log.read_text("utf-8", "replace") if log.exists() else ""
+            found = _METRICS_AT.findall(text)
+            return found[-1] if found else None
+
+        base: str = self.wait(f"{agency}'s metrics address", served, timeout=60)
+        return base
+
     def metrics(self, agency: str) -> str:
-        url = f"http://127.0.0.1:{self.metrics_port[agency]}/metrics"
-        with urllib.request.urlopen(url, timeout=10) as answer:
+        with urllib.request.urlopen(self.metrics_url(agency), timeout=10) as answer:
             return str(answer.read().decode("utf-8"))
+
+    def healthz(self, agency: str) -> int:
+        url = self.metrics_url(agency).rsplit("/", 1)[0] + "/healthz"
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            return int(answer.status)
+
+
+_METRICS_AT = re.compile(r"metrics on (http://\S+/metrics)")
 
 
 def _merged(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:

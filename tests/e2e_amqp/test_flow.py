@@ -26,7 +26,6 @@ import os
 import shutil
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -68,6 +67,7 @@ class Run:
     b_inbound: Collector  # B's local system: received documents
     a_events: Collector  # A's local system / monitoring: delivery events
     a_inbound: Collector  # A's local system: status notices received
+    a_bound: Collector  # a queue bound to A's events exchange for outbound.sent and status.01
     sent_before_urgent: int  # A's documents the hub held when the urgent ones were published
     seconds: float
 
@@ -104,6 +104,7 @@ def _run(world: AmqpWorld) -> Run:
     b_inbound = world.collect(world.topology["B"].inbound_queue)
     a_events = world.collect(world.topology["A"].events_queue)
     a_inbound = world.collect(world.topology["A"].inbound_queue)
+    a_bound = world.bind(world.topology["A"].events_exchange, ["outbound.sent", "status.01"])
     world.start()
     _wait_consuming(world, world.topology["A"].outbound_queue)
     started = time.monotonic()
@@ -138,7 +139,16 @@ def _run(world: AmqpWorld) -> Run:
         f"({RECORDS / seconds:.1f} documents/s)"
     )
     return Run(
-        world, backlog, urgent, later, b_inbound, a_events, a_inbound, sent_before_urgent, seconds
+        world,
+        backlog,
+        urgent,
+        later,
+        b_inbound,
+        a_events,
+        a_inbound,
+        a_bound,
+        sent_before_urgent,
+        seconds,
     )
 
 
@@ -181,6 +191,9 @@ def test_a_events_show_every_sent_and_every_01(run: Run) -> None:
     for event in events:
         assert event.properties.get("content_type") == "application/json"
         assert event.message_id, "events carry an id"
+    # An operator's own queue bound by kind gets exactly those two kinds, each once per record.
+    bound = collections.Counter(e.routing_key for e in run.a_bound.snapshot())
+    assert bound == {"outbound.sent": RECORDS, "status.01": RECORDS}, bound
     # A's software also receives each 01 itself, on A's received exchange.
     run.world.wait(
         f"{RECORDS} status notices at A's local consumer",
@@ -274,9 +287,7 @@ def test_metrics_pass_promtool_and_match_what_was_sent(run: Run) -> None:
         for component in ("broker", "hub", "store"):
             assert _value(values, "connector_component_up", component=component) == 1
     for agency in ("A", "B"):
-        url = f"http://127.0.0.1:{run.world.metrics_port[agency]}/healthz"
-        with urllib.request.urlopen(url, timeout=10) as answer:
-            assert answer.status == 200
+        assert run.world.healthz(agency) == 200
 
 
 def test_run_leaves_nothing_behind(run: Run) -> None:
@@ -285,6 +296,7 @@ def test_run_leaves_nothing_behind(run: Run) -> None:
         topology = run.world.topology[agency]
         for queue in (
             topology.outbound_queue,
+            topology.commands_queue,
             topology.quarantine_queue,
             topology.dead_letter_queue,
         ):
