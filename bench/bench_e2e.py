@@ -91,7 +91,8 @@ def _pdf_of(size: int, title: str) -> bytes:
 
 
 def standard_factory(run: str, signer: Any) -> RecordFactory:
-    main = sign_pdf(_pdf_of(MAIN_PDF_BYTES - 20 * 1024, "Standard document"), signer)
+    # The personal signature adds about 10 KB.
+    main = sign_pdf(_pdf_of(MAIN_PDF_BYTES - 10 * 1024, "Standard document"), signer)
     attachment = _pdf_of(ATTACHMENT_BYTES, "Attachment")
     factory = RecordFactory(run, main, attachments=[("phu-luc.pdf", attachment)])
     # Pad the metadata (the record without its files) to METADATA_BYTES.
