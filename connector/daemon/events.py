@@ -3,13 +3,15 @@
 Every state change of a package is told to the local side as a ``LocalEvent`` with a routing
 key an operator can bind by kind (``outbound.ready``, ``outbound.sent``, ``outbound.failed``,
 ``outbound.refused``, ``inbound.delivered``, ``inbound.rejected``, ``status.01`` ...). Event
-bodies carry identifiers, states and reasons, never document content. Failing to emit an
-event is logged and counted, never fatal: the store holds the truth.
+bodies carry identifiers, states and reasons, never document content. An event that cannot be
+published (broker down) is held back in memory and published, in order, as soon as the local
+side answers again; never fatal: the store holds the truth.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +23,7 @@ from connector.store.api import TrackedPackage
 from connector.timeutil import now_vn
 
 log = logging.getLogger("connector.events")
+_flush_lock = threading.Lock()
 
 
 def emit(
@@ -39,10 +42,41 @@ def emit(
         )
     body.update({k: v for k, v in fields.items() if v is not None})
     event_id = f"{routing_key}:{package.id if package else ''}:{time.time_ns()}"
+    event = LocalEvent(routing_key=routing_key, body=body, event_id=event_id)
+    flush(services)
+    _publish_or_keep(services, event)
+
+
+def _publish_or_keep(services: Services, event: LocalEvent) -> bool:
     try:
-        services.sink.emit(LocalEvent(routing_key=routing_key, body=body, event_id=event_id))
-    except Exception as exc:  # an event lost must not stop the document
-        log.warning("could not emit event %s: %s", routing_key, exc)
+        services.sink.emit(event)
+        return True
+    except Exception as exc:  # an event held back must not stop the document
+        backlog = services.event_backlog
+        if len(backlog) == backlog.maxlen:
+            log.error("event backlog full: dropping the oldest held-back event")
+        backlog.append(event)
+        log.warning(
+            "could not emit event %s now (%s); held back for a later try", event.routing_key, exc
+        )
+        return False
+
+
+def flush(services: Services) -> None:
+    """Publish events held back while the local side was unreachable, oldest first."""
+    backlog = services.event_backlog
+    if not backlog or not _flush_lock.acquire(blocking=False):
+        return
+    try:
+        while backlog:
+            event = backlog.popleft()
+            try:
+                services.sink.emit(event)
+            except Exception:
+                backlog.appendleft(event)
+                return
+    finally:
+        _flush_lock.release()
 
 
 def error_fields(error: ConnectorError) -> dict[str, object]:

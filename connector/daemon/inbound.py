@@ -334,14 +334,29 @@ def inbound_loop(services: Services, stop: threading.Event) -> None:
     while not stop.is_set():
         try:
             resume(services, _AFTER_HANDOVER)
-            poll_once(services, attempts)
+            handled = poll_once(services, attempts)
             backoff.succeeded()
             services.metrics.set_component_up("hub", True)
-            wait = services.timing.poll_interval
+            # After a busy round look again at once: more may be waiting behind a page.
+            wait = 0.05 if handled else services.timing.poll_interval
         except ConnectorError as exc:
             wait = min(backoff.failed(), 60.0)
-            services.metrics.set_component_up("hub", False)
+            component = _component_of(exc)
+            services.metrics.set_component_up(component, False)
             log.warning(
-                "hub inbox not reachable (%s), next try in %.1fs: %s", exc.kind, wait, exc.message
+                "%s not reachable (%s), next inbox round in %.1fs: %s",
+                component,
+                exc.kind,
+                wait,
+                exc.message,
             )
         sleep_until(stop, wait)
+
+
+def _component_of(error: ConnectorError) -> str:
+    """Which dependency an error came from, for the component gauge and the log."""
+    if error.reason.startswith("store"):
+        return "store"
+    if error.reason.startswith(("broker", "unroutable", "spool")) or error.stage == "deliver":
+        return "broker"
+    return "hub"

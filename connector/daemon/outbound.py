@@ -161,6 +161,22 @@ def handle(services: Services, item: IntakeItem) -> None:
         if known is not None and known.body != record.body:
             _refuse_reused_id(services, item, package)
             return
+        if package.state is OutboundState.REFUSED:
+            # Refused before, and back unchanged: the dead letter may not have been written
+            # (a crash or a lost connection in between), so it is written again.
+            info = package.last_error
+            error = PermanentError(
+                info.message if info else "refused earlier",
+                reason=info.reason if info else "refused",
+                stage=info.stage if info else "intake",
+            )
+            log.info(
+                "record %s was refused before (%s): dead-lettered again",
+                record.record_id,
+                error.reason,
+            )
+            item.dead_letter(error)
+            return
         # Already prepared (a redelivery after a crash, or a duplicate publish): the package
         # keeps the bytes it was signed with.
         log.info(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import BrokenExecutor, Executor
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from connector.daemon.retry import RetryPolicy
 from connector.edxml.model import Attachment, EdocPackage, Organization, StatusPackage
 from connector.errors import ConnectorError, TransientError
 from connector.interconnect.base import HubTransport
-from connector.local.base import Intake, LocalDelivery, LocalRecord, Sink
+from connector.local.base import Intake, LocalDelivery, LocalEvent, LocalRecord, Sink
 from connector.store.api import TrackingStore
 
 T = TypeVar("T")
@@ -158,6 +159,8 @@ class Services:
     # Test hook: called with a point name ("after_store_ready", "after_deliver", ...);
     # it may raise or kill the process to test crash safety. None in production.
     fault_hook: Callable[[str], None] | None = None
+    # Events the local side could not take (broker down), published again in order.
+    event_backlog: deque[LocalEvent] = field(default_factory=lambda: deque(maxlen=100_000))
 
     def offload(self, function: Callable[..., T], *args: object) -> T:
         """Run a CPU-heavy stage in the worker pool; a dead worker is a transient failure."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from connector.daemon import inbound, outbound, sender
+from connector.daemon import events, inbound, outbound, sender
 from connector.daemon.lifecycle import Supervisor
 from connector.daemon.wiring import Runtime
 
@@ -31,6 +31,7 @@ def supervise(runtime: Runtime) -> Supervisor:
     supervisor.add("intake", intake_worker)
     supervisor.add("sender", lambda stop: sender.sender_loop(services, stop))
     supervisor.add("inbound", lambda stop: inbound.inbound_loop(services, stop))
+    supervisor.on_stop.append(lambda: events.flush(services))  # what the broker missed
     supervisor.on_stop.append(runtime.close)
     return supervisor
 

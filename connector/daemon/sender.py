@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 
-from connector.daemon.events import emit, error_fields
+from connector.daemon.events import emit, error_fields, flush
 from connector.daemon.lifecycle import sleep_until
 from connector.daemon.ports import Services
 from connector.daemon.retry import DependencyBackoff, Fate, decide
@@ -153,6 +153,7 @@ def sender_loop(services: Services, stop: threading.Event) -> None:
     """Worker: send due packages until stopped."""
     hub_backoff = DependencyBackoff(services.retry)
     while not stop.is_set():
+        flush(services)
         claimed = send_round(services, hub_backoff)
         if hub_backoff.is_down:
             sleep_until(stop, min(services.retry.delay(hub_backoff.failures), 30.0))

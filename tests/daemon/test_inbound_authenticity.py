@@ -82,3 +82,32 @@ def test_national_axis_placeholder_without_signed_pdf_is_refused(path: Path, b: 
         inbound.verify(b.services, path.read_bytes())
     assert caught.value.reason == "signature_missing"
     assert "origin cannot be verified" in caught.value.message
+
+
+def test_events_the_local_side_missed_are_published_later_in_order(b: Runtime) -> None:  # noqa: F811
+    from connector.daemon import events
+    from connector.errors import UnavailableError
+    from connector.local.base import LocalEvent
+
+    class Flaky:
+        def __init__(self) -> None:
+            self.down = True
+            self.events: list[LocalEvent] = []
+
+        def deliver(self, delivery: object) -> None:
+            raise AssertionError("not used")
+
+        def emit(self, event: LocalEvent) -> None:
+            if self.down:
+                raise UnavailableError("broker down", reason="broker_unavailable")
+            self.events.append(event)
+
+    sink = Flaky()
+    services = dataclasses.replace(b.services, sink=sink)  # type: ignore[arg-type]
+    events.emit(services, "outbound.sent", None, note="first")
+    events.emit(services, "outbound.sent", None, note="second")
+    assert [e.body["note"] for e in services.event_backlog] == ["first", "second"]
+    sink.down = False
+    events.emit(services, "status.01", None, note="third")
+    assert [e.body["note"] for e in sink.events] == ["first", "second", "third"]
+    assert not services.event_backlog
