@@ -84,7 +84,7 @@ def test_national_axis_placeholder_without_signed_pdf_is_refused(path: Path, b: 
     assert "origin cannot be verified" in caught.value.message
 
 
-def test_events_the_local_side_missed_are_published_later_in_order(b: Runtime) -> None:  # noqa: F811
+def test_events_the_local_side_missed_are_published_later_in_order(b: Runtime) -> None:
     from connector.daemon import events
     from connector.errors import UnavailableError
     from connector.local.base import LocalEvent
