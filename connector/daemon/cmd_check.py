@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     validate_package(b"<edXML xmlns='http://www.mic.gov.vn/TBT/QCVN_102_2016'/>")  # schemas
     try:
-        runtime = wiring.build(config, start_metrics=False)
+        runtime = wiring.build(config, start_metrics=False, exclusive_local=False)
     except ConnectorError as exc:
         print(f"{args.config}: cannot start: {exc.message}", file=sys.stderr)
         return 1

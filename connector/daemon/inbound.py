@@ -22,6 +22,8 @@ import dataclasses
 import hashlib
 import logging
 import threading
+import time
+from dataclasses import dataclass, field
 
 from connector.daemon import statuses
 from connector.daemon.events import emit, error_fields, timed
@@ -32,7 +34,7 @@ from connector.edxml import check_package, peek
 from connector.edxml.model import EdocPackage, Package, StatusCode, StatusPackage
 from connector.edxml.problems import EdxmlError
 from connector.edxml.summary import PackageSummary
-from connector.errors import ConnectorError, PermanentError, UnavailableError
+from connector.errors import ConnectorError, PermanentError, TransientError, UnavailableError
 from connector.interconnect.base import MESSAGE_TYPES, PendingItem
 from connector.local.base import DeliveryKind
 from connector.store.api import ErrorInfo, NewInbound, PackageFacts, TrackedPackage
@@ -246,19 +248,38 @@ def _finish_rejection(
     )
 
 
-def poll_once(services: Services, attempts: dict[str, int] | None = None) -> int:
-    """One look at the hub inbox. ``attempts`` counts failed rounds per hub id across calls:
-    a package that keeps failing is set aside (FAILED for an operator) instead of blocking
-    or crashing the loop."""
-    attempts = {} if attempts is None else attempts
+@dataclass
+class InboxAttempts:
+    """Failed rounds per hub id, with back-off between them.
+
+    A package that fails for a passing reason (hub or store hiccup: ``TransientError``) is
+    retried with the retry policy's back-off for as long as it takes; one that keeps failing
+    for another reason (a bug, an unexpected answer) is set aside after the attempt budget:
+    FAILED for an operator when it is stored, skipped until restart when it is not.
+    """
+
+    counts: dict[str, int] = field(default_factory=dict)
+    not_before: dict[str, float] = field(default_factory=dict)
+
+    def due(self, doc_id: str, now: float) -> bool:
+        return self.not_before.get(doc_id, 0.0) <= now
+
+    def succeeded(self, doc_id: str) -> None:
+        self.counts.pop(doc_id, None)
+        self.not_before.pop(doc_id, None)
+
+
+def poll_once(services: Services, attempts: InboxAttempts | None = None) -> int:
+    """One look at the hub inbox; returns how many listed packages were handled."""
+    attempts = InboxAttempts() if attempts is None else attempts
     handled = 0
     for message_type in MESSAGE_TYPES:
         for item in services.hub.pending(message_type):
-            if attempts.get(item.doc_id, 0) > services.retry.max_attempts:
-                continue  # set aside; it stays listed at the hub until an operator acts
+            if not attempts.due(item.doc_id, time.time()):
+                continue
             try:
                 receive(services, item)
-                attempts.pop(item.doc_id, None)
+                attempts.succeeded(item.doc_id)
             except UnavailableError:
                 raise
             except Exception as exc:
@@ -268,24 +289,27 @@ def poll_once(services: Services, attempts: dict[str, int] | None = None) -> int
 
 
 def _failed_round(
-    services: Services, item: PendingItem, exc: Exception, attempts: dict[str, int]
+    services: Services, item: PendingItem, exc: Exception, attempts: InboxAttempts
 ) -> None:
-    count = attempts.get(item.doc_id, 0) + 1
-    attempts[item.doc_id] = count
+    count = attempts.counts.get(item.doc_id, 0) + 1
+    attempts.counts[item.doc_id] = count
+    delay = services.retry.delay(count)
+    attempts.not_before[item.doc_id] = time.time() + delay
     if isinstance(exc, ConnectorError):
         log.warning(
-            "inbound %s %s not finished this round (%s, attempt %d): %s",
+            "inbound %s %s not finished (%s, attempt %d, next in %.0fs): %s",
             item.message_type,
             item.doc_id,
             exc.kind,
             count,
+            delay,
             exc.message,
         )
     else:
         log.exception(
             "unexpected error on inbound %s %s (attempt %d)", item.message_type, item.doc_id, count
         )
-    if count < services.retry.max_attempts:
+    if isinstance(exc, TransientError) or count < services.retry.max_attempts:
         return
     error = PermanentError(
         f"gave up after {count} attempts: {exc}",
@@ -302,7 +326,7 @@ def _failed_round(
             item.doc_id,
             error.message,
         )
-    attempts[item.doc_id] = services.retry.max_attempts + 1
+    attempts.not_before[item.doc_id] = float("inf")
 
 
 # Past the hand-over to the local side the hub may no longer list a package (it took our
@@ -326,7 +350,7 @@ def resume(services: Services, states: frozenset[InboundState] | None = None) ->
 def inbound_loop(services: Services, stop: threading.Event) -> None:
     """Worker: poll the hub inbox until stopped."""
     backoff = DependencyBackoff(services.retry)
-    attempts: dict[str, int] = {}
+    attempts = InboxAttempts()
     try:
         resume(services)
     except UnavailableError as exc:

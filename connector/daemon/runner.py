@@ -22,6 +22,10 @@ def supervise(runtime: Runtime) -> Supervisor:
     services = runtime.services
     supervisor = Supervisor(shutdown_timeout=runtime.config.shutdown_timeout)
 
+    freed = services.store.release_stale_leases(services.worker_id)
+    if freed:
+        log.info("%d package(s) claimed by an earlier, stopped process are free again", freed)
+
     def intake_worker(stop: threading.Event) -> None:
         resumed = outbound.resume_accepted(services)
         if resumed:

@@ -177,7 +177,9 @@ def _hub(config: Config) -> VxpClient:
     )
 
 
-def _local(config: Config, metrics: ConnectorMetrics) -> tuple[Intake, Sink, Callable[[], None]]:
+def _local(
+    config: Config, metrics: ConnectorMetrics, exclusive: bool = True
+) -> tuple[Intake, Sink, Callable[[], None]]:
     if config.local.type == "amqp":
         from connector.local.amqp import AmqpLocalSide
 
@@ -188,7 +190,7 @@ def _local(config: Config, metrics: ConnectorMetrics) -> tuple[Intake, Sink, Cal
     from connector.local.spool import SpoolFolder
 
     assert config.local.spool is not None
-    spool = SpoolFolder.from_config(config.local.spool)
+    spool = SpoolFolder.from_config(config.local.spool, exclusive=exclusive)
     return spool, spool, spool.close
 
 
@@ -246,8 +248,14 @@ class Runtime:
 
 
 def build(
-    config: Config, *, fault_hook: Callable[[str], None] | None = None, start_metrics: bool = True
+    config: Config,
+    *,
+    fault_hook: Callable[[str], None] | None = None,
+    start_metrics: bool = True,
+    exclusive_local: bool = True,
 ) -> Runtime:
+    """Every part of a connector. ``exclusive_local=False`` (``connector check``) leaves the
+    spool lock to the daemon that may be running."""
     metrics = ConnectorMetrics(version=__version__)
     closers: list[Callable[[], None]] = []
     cipher = PayloadCipher.from_sources(
@@ -282,7 +290,7 @@ def build(
         )
     hub = _hub(config)
     closers.append(hub.close)
-    intake, sink, close_local = _local(config, metrics)
+    intake, sink, close_local = _local(config, metrics, exclusive=exclusive_local)
     closers.append(close_local)
     pool_factory = _pool_factory(config)
     pool = pool_factory()

@@ -241,6 +241,18 @@ class SqliteStore(StoreReads):
                 (not_before, package_id, owner),
             )
 
+    def release_stale_leases(self, current_owner: str) -> int:
+        """Free the leases of earlier processes (called at start by the store's only daemon):
+        a package claimed by a process that was killed is sent again at once, not after the
+        lease runs out. Returns how many were freed."""
+        with self._write("release stale leases") as conn:
+            cursor = conn.execute(
+                "UPDATE packages SET lease_owner = NULL, lease_until = NULL "
+                "WHERE lease_owner IS NOT NULL AND lease_owner <> ?",
+                (current_owner,),
+            )
+            return int(cursor.rowcount or 0)
+
     def mark_sent(self, package_id: int, hub_id: str) -> TrackedPackage:
         with self._write("mark sent") as conn:
             package = self._load(conn, package_id)
