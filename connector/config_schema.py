@@ -186,9 +186,13 @@ class ZipAttachments(Section):
 
 
 class HubConfig(Section):
-    type: Literal["vxp"] = "vxp"  # the hub emulator speaks it too
+    """The interconnect hub. ``vxp``: the national axis protocol (the hub emulator speaks it
+    too), account ``systemid`` + HMAC secret. ``edoc-rest``: a Bkav eDoc REST v2 provincial
+    hub, where the secret is the access token the hub issued (``systemid`` unused)."""
+
+    type: Literal["vxp", "edoc-rest"] = "vxp"
     endpoint: str
-    systemid: str = Field(min_length=1)
+    systemid: str = ""
     secret_env: EnvName | None = None
     secret_file: ConfigPath | None = None
     tls: HubTls = HubTls()
@@ -210,6 +214,8 @@ class HubConfig(Section):
     @model_validator(mode="after")
     def _secure(self) -> HubConfig:
         one_of(self.secret_env, self.secret_file, "secret", required=True)
+        if self.type == "vxp" and not self.systemid:
+            raise ValueError("a vxp hub needs the account: systemid")
         host = urlsplit(self.endpoint).hostname or ""
         if urlsplit(self.endpoint).scheme == "http" and not (
             _is_loopback(host) or self.allow_plain_http

@@ -34,7 +34,9 @@ from connector.daemon.ports import Services, Timing
 from connector.daemon.retry import RetryPolicy
 from connector.edxml.model import Attachment, Organization
 from connector.errors import ConfigurationError
+from connector.interconnect.base import HubTransport
 from connector.interconnect.credentials import Secret
+from connector.interconnect.edoc_rest import EdocRestClient, EdocRestSettings
 from connector.interconnect.vxp import VxpClient, VxpSettings
 from connector.local.amqp_settings import AmqpSettings, AmqpTopology
 from connector.local.base import Intake, Sink
@@ -149,7 +151,7 @@ def _agency(config: Config) -> Organization:
     return Organization(config.agency.organ_id, organ_name=config.agency.name)
 
 
-def _hub(config: Config) -> VxpClient:
+def _hub(config: Config) -> HubTransport:
     hub = config.hub
     secret = (
         Secret.from_env(hub.secret_env)
@@ -157,24 +159,26 @@ def _hub(config: Config) -> VxpClient:
         else Secret.from_file(hub.secret_file or Path("/nonexistent"))
     )
     password = hub.tls.client_key_password
-    return VxpClient(
-        VxpSettings(
-            endpoint=hub.endpoint,
-            systemid=hub.systemid,
-            secret=secret,
-            ca_file=str(hub.tls.ca_file) if hub.tls.ca_file else None,
-            client_cert=str(hub.tls.client_cert) if hub.tls.client_cert else None,
-            client_key=str(hub.tls.client_key) if hub.tls.client_key else None,
-            client_key_password=Secret(password.read(), source=password.describe())
-            if password.given
-            else None,
-            connect_timeout=hub.timeouts.connect,
-            read_timeout=hub.timeouts.read,
-            write_timeout=hub.timeouts.write,
-            pool_timeout=hub.timeouts.pool,
-            max_connections=hub.max_connections,
-        )
+    common: dict[str, Any] = dict(
+        endpoint=hub.endpoint,
+        ca_file=str(hub.tls.ca_file) if hub.tls.ca_file else None,
+        client_cert=str(hub.tls.client_cert) if hub.tls.client_cert else None,
+        client_key=str(hub.tls.client_key) if hub.tls.client_key else None,
+        client_key_password=Secret(password.read(), source=password.describe())
+        if password.given
+        else None,
+        connect_timeout=hub.timeouts.connect,
+        read_timeout=hub.timeouts.read,
+        write_timeout=hub.timeouts.write,
+        pool_timeout=hub.timeouts.pool,
+        max_connections=hub.max_connections,
+        allow_plain_http=hub.allow_plain_http,
     )
+    if hub.type == "edoc-rest":
+        return EdocRestClient(
+            EdocRestSettings(organ_id=config.agency.organ_id, token=secret, **common)
+        )
+    return VxpClient(VxpSettings(systemid=hub.systemid, secret=secret, **common))
 
 
 def _local(
