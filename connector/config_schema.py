@@ -13,7 +13,6 @@ This module must not read files or the environment.
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import os
 from pathlib import Path
 from typing import Literal
@@ -36,6 +35,7 @@ from connector.config_types import (
     Section,
     one_of,
 )
+from connector.interconnect.http_edge import is_loopback
 
 
 class AgencyConfig(Section):
@@ -218,7 +218,7 @@ class HubConfig(Section):
             raise ValueError("a vxp hub needs the account: systemid")
         host = urlsplit(self.endpoint).hostname or ""
         if urlsplit(self.endpoint).scheme == "http" and not (
-            _is_loopback(host) or self.allow_plain_http
+            is_loopback(host) or self.allow_plain_http
         ):
             raise ValueError(
                 f"plain http to {host} would send packages unencrypted: use https "
@@ -229,15 +229,6 @@ class HubConfig(Section):
     @property
     def secret(self) -> SecretRef:
         return SecretRef(self.secret_env, self.secret_file)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class StoreConfig(Section):

@@ -81,7 +81,7 @@ def open_edge(options: HttpOptions, transport: httpx.BaseTransport | None = None
         raise ConfigurationError(
             f"hub endpoint {display(url)} is not an http(s) URL", reason="hub_endpoint"
         )
-    if url.scheme == "http" and not options.allow_plain_http and not _is_loopback(url.host):
+    if url.scheme == "http" and not options.allow_plain_http and not is_loopback(url.host):
         raise ConfigurationError(
             f"hub endpoint {display(url)} is plain http to a non-loopback host; use https "
             "(or set allow_plain_http for a test network)",
@@ -218,11 +218,12 @@ def _tls_refusal(exc: BaseException) -> str | None:
     return None
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine (plain http is tolerated only there)."""
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
 
