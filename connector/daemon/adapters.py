@@ -16,7 +16,7 @@ from connector.edxml.model import Attachment, EdocPackage, Organization, StatusP
 from connector.edxml.summary import peek
 from connector.errors import ConfigurationError, PermanentError
 from connector.local.base import DeliveryKind, LocalDelivery, LocalRecord
-from connector.mapping import LocalFormat, MappingSet
+from connector.mapping import LocalDocument, LocalFormat, MappingSet
 from connector.trust.keys import KeySource, SigningIdentity
 from connector.trust.pdf_policy import PdfPolicy, Role, check_inbound, is_pdf, seal_outbound
 from connector.trust.truststore import TrustStore
@@ -52,34 +52,44 @@ class MappingAdapter:
 
     def package_to_delivery(self, package: EdocPackage, delivery_id: str) -> LocalDelivery:
         document = self.mappings.get(self.inbound_format).package_to_record(package)
-        return LocalDelivery(
-            delivery_id=delivery_id,
-            kind=DeliveryKind.DOCUMENT,
-            body=document.body,
-            content_type=document.content_type,
-            attachments=document.files,
-            headers={
-                "document-id": package.document_id,
-                "from": package.from_.organ_id,
-                "priority": str(package.priority),
-                "business-doc-type": str(int(package.business_doc_type)),
-            },
+        return _delivery(
+            delivery_id,
+            DeliveryKind.DOCUMENT,
+            document,
+            package.document_id,
+            package.from_.organ_id,
+            priority=str(package.priority),
+            **{"business-doc-type": str(int(package.business_doc_type))},
         )
 
     def status_to_delivery(self, package: StatusPackage, delivery_id: str) -> LocalDelivery:
         document = self.mappings.get(self.inbound_format).status_to_event(package)
-        return LocalDelivery(
-            delivery_id=delivery_id,
-            kind=DeliveryKind.STATUS,
-            body=document.body,
-            content_type=document.content_type,
-            attachments=document.files,
-            headers={
-                "document-id": package.document_id,
-                "from": package.from_.organ_id,
-                "status-code": package.status_code.value,
-            },
+        return _delivery(
+            delivery_id,
+            DeliveryKind.STATUS,
+            document,
+            package.document_id,
+            package.from_.organ_id,
+            **{"status-code": package.status_code.value},
         )
+
+
+def _delivery(
+    delivery_id: str,
+    kind: DeliveryKind,
+    document: LocalDocument,
+    document_id: str,
+    sender: str,
+    **headers: str,
+) -> LocalDelivery:
+    return LocalDelivery(
+        delivery_id=delivery_id,
+        kind=kind,
+        body=document.body,
+        content_type=document.content_type,
+        attachments=document.files,
+        headers={"document-id": document_id, "from": sender, **headers},
+    )
 
 
 # Loaded once per process (the worker pool's processes each build their own).
