@@ -172,6 +172,23 @@ def _prepare(var: Path) -> tuple[DemoPki, dict[str, str]]:
     return pki, env
 
 
+def _verification(agency: Agency, delivery_id: str) -> list[str]:
+    """What the receiving connector checked, from its own store's timeline."""
+    from connector.store.sqlite import SqliteStore
+
+    if not delivery_id.startswith("in-") or not delivery_id[3:].isdigit():
+        return []
+    cipher = PayloadCipher.from_sources(key_file=agency.home / "at-rest.keys")
+    store = SqliteStore(agency.home / "store.sqlite", cipher)
+    try:
+        details = [e.detail for e in store.events(int(delivery_id[3:])) if e.event == "verified"]
+    finally:
+        store.close()
+    parts = [p.strip() for p in (details[0].split(";") if details else [])]
+    wanted = [p for p in parts if p.startswith("XML signature valid") or ".pdf:" in p]
+    return wanted
+
+
 def _summary(a: Agency, b: Agency, env: dict[str, str]) -> None:
     from connector.store.sqlite import SqliteStore
     from connector.store.states import Direction, PackageKind
@@ -299,6 +316,8 @@ def _run_checks(a: Agency, b: Agency) -> bool:
             f"   {folder.name}: {headers.get('document-id')} (priority "
             f"{headers.get('priority')}), files: {', '.join(sorted(files))}"
         )
+        for line in _verification(b, folder.name):
+            say(f"      {line}")
     say("\n3. A receives B's automatic status 01 (Đã đến) for each:")
     if not _wait(
         "01 at A",

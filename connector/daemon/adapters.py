@@ -8,6 +8,7 @@ adapter decides a message's fate: they raise the parts' typed errors unchanged.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,14 @@ from connector.trust.keys import KeySource, SigningIdentity
 from connector.trust.pdf_policy import PdfPolicy, Role, check_inbound, is_pdf, seal_outbound
 from connector.trust.truststore import TrustStore
 from connector.trust.xmldsig import LegacyPolicy, PackageSigner, verify_package
+
+_CN = re.compile(r"(?:^|,)CN=((?:\\,|[^,])+)")
+
+
+def common_name(subject: str) -> str:
+    """The CN of an RFC 4514 subject (the whole subject when it has none)."""
+    found = _CN.search(subject)
+    return found.group(1).replace("\\,", ",") if found else subject
 
 
 @dataclass
@@ -143,7 +152,7 @@ class PdfAdapter:
                 sender_organ_id=sender_organ_id,
                 name=item.name,
             )
-            signers = ", ".join(f"{s.kind}: {s.signer}" for s in report.signatures)
+            signers = ", ".join(f"{s.kind}: {common_name(s.signer)}" for s in report.signatures)
             notes.append(f"{item.name}: {len(report.signatures)} valid signature(s) ({signers})")
         return notes
 
@@ -188,7 +197,9 @@ class VerifierAdapter:
         )
         notes = [f"{d.code}: {d.message}" for d in result.decisions]
         if result.signed:
-            notes.insert(0, f"XML signature valid, signer {result.signer_subject}")
+            notes.insert(
+                0, f"XML signature valid, signer {common_name(result.signer_subject or '')}"
+            )
             return Verified(result.data, notes, True, result.signer_organ_id)
         placeholder = any(d.code == "legacy_placeholder_accepted" for d in result.decisions)
         policy = self.legacy_policy if placeholder else self.unsigned_policy
