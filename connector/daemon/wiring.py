@@ -16,7 +16,6 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from cryptography import x509
@@ -153,11 +152,7 @@ def _agency(config: Config) -> Organization:
 
 def _hub(config: Config) -> HubTransport:
     hub = config.hub
-    secret = (
-        Secret.from_env(hub.secret_env)
-        if hub.secret_env
-        else Secret.from_file(hub.secret_file or Path("/nonexistent"))
-    )
+    secret = Secret(hub.secret.read(), source=hub.secret.describe())
     password = hub.tls.client_key_password
     common: dict[str, Any] = dict(
         endpoint=hub.endpoint,
@@ -396,8 +391,3 @@ def describe(runtime: Runtime) -> dict[str, Any]:
         "agency": f"{services.agency.organ_id} ({services.agency.organ_name})",
         "metrics": runtime.metrics_server.url if runtime.metrics_server else "off",
     }
-
-
-def require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigurationError(message, reason="config_invalid")

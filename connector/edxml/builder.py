@@ -10,7 +10,6 @@ on these bytes afterwards. This module must not parse or validate.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from xml.sax.saxutils import escape
 
 from connector import timeutil
@@ -275,8 +274,3 @@ def _encoded_attachment(writer: _Writer, attachment: Attachment, zip_it: bool) -
         "</edXML:ContentTransferEncoded>"
     )
     writer.close("Attachment", prefix="")
-
-
-def iter_recipient_ids(package: EdocPackage) -> Iterator[str]:
-    for recipient in package.to:
-        yield recipient.organ_id

@@ -24,7 +24,7 @@ from connector.store.states import (
     RecipientState,
 )
 from tests.e2e.harness import A_ID, B_ID, Record, World
-from tests.e2e.inprocess import daemon_pki, runtime, world  # noqa: F401
+from tests.e2e.inprocess import daemon_pki, runtime, status_notices, world  # noqa: F401
 
 
 @pytest.fixture
@@ -58,14 +58,6 @@ def _inbound(runtime_: Runtime) -> list[TrackedPackage]:
     return runtime_.services.store.find(direction=Direction.INBOUND, limit=100)
 
 
-def _notices(runtime_: Runtime) -> list[TrackedPackage]:
-    return [
-        p
-        for p in runtime_.services.store.find(direction=Direction.OUTBOUND, limit=100)
-        if p.kind is PackageKind.STATUS
-    ]
-
-
 def test_document_goes_to_the_local_side_then_the_hub_hears_done_then_01_is_queued(
     world: World,  # noqa: F811
     a: Runtime,
@@ -90,7 +82,7 @@ def test_document_goes_to_the_local_side_then_the_hub_hears_done_then_01_is_queu
     assert world.hub is not None
     assert [d.state for d in world.hub.deliveries(recipient=B_ID)] == ["done"]
 
-    (notice,) = _notices(b)
+    (notice,) = status_notices(b)
     assert notice.state is OutboundState.READY and notice.status_code == "01"
     assert notice.related_id == package.id and notice.key == f"notice-01:{package.id}"
     assert [r.organ_id for r in b.services.store.recipients(notice.id)] == [A_ID]
@@ -109,7 +101,7 @@ def test_document_goes_to_the_local_side_then_the_hub_hears_done_then_01_is_queu
     assert notice_at_a.headers["status-code"] == "01"
     (event,) = world.a.events("status.01")
     assert event["document_id"] == document.document_id and event["from_organ_id"] == B_ID
-    assert not _notices(a), "nobody answers a status with a status"
+    assert not status_notices(a), "nobody answers a status with a status"
 
 
 def test_duplicate_listing_and_redelivery_reach_the_local_side_once(
@@ -130,7 +122,7 @@ def test_duplicate_listing_and_redelivery_reach_the_local_side_once(
     assert "duplicate_acknowledged" in [e.event for e in b.services.store.events(package.id)]
     assert len(world.b.deliveries()) == 1
     assert {d.state for d in world.hub.deliveries(recipient=B_ID)} == {"done"}
-    assert len(_notices(b)) == 1
+    assert len(status_notices(b)) == 1
 
 
 def test_tampered_package_is_rejected_acknowledged_fail_and_answered_with_02(
@@ -159,7 +151,7 @@ def test_tampered_package_is_rejected_acknowledged_fail_and_answered_with_02(
     assert [d.state for d in world.hub.deliveries(recipient=B_ID)] == ["fail"]
     (event,) = world.b.events("inbound.rejected")
     assert event["reason"] == rejected.last_error.reason
-    (notice,) = _notices(b)
+    (notice,) = status_notices(b)
     assert notice.status_code == "02" and notice.document_id == package.document_id
     assert [r.organ_id for r in b.services.store.recipients(notice.id)] == [A_ID]
 
@@ -200,7 +192,7 @@ def test_crash_mid_way_is_resumed_without_delivering_twice(
         (package,) = _inbound(restarted)
         assert package.inbound_state is InboundState.NOTIFIED
         assert len(world.b.deliveries()) == 1
-        assert len(_notices(restarted)) == 1
+        assert len(status_notices(restarted)) == 1
         assert world.hub is not None
         assert [d.state for d in world.hub.deliveries(recipient=B_ID)] == ["done"]
     finally:
@@ -230,7 +222,7 @@ def test_acknowledgement_whose_answer_was_lost_is_carried_on(
         stop.set()
         thread.join(10)
     assert next(r.fault for r in world.hub.requests("updateStatus")) == "drop_after"
-    assert len(world.b.deliveries()) == 1 and len(_notices(b)) == 1
+    assert len(world.b.deliveries()) == 1 and len(status_notices(b)) == 1
 
 
 def test_hub_down_while_listing_is_unavailable_not_a_message_problem(
@@ -272,11 +264,11 @@ def test_authentic_package_our_side_cannot_take_fails_with_reason_until_retried(
     assert package.last_error is not None and package.last_error.reason == "mapping_back"
     (event,) = world.b.events("inbound.failed")
     assert event["reason"] == "mapping_back" and event["package_id"] == package.id
-    assert not world.b.deliveries(kind=None) and not _notices(b)
+    assert not world.b.deliveries(kind=None) and not status_notices(b)
     assert world.hub is not None
     assert [d.state for d in world.hub.deliveries(recipient=B_ID)] == ["pending"]
 
     b.services.store.retry(package.id)  # connector messages retry, once the mapping is fixed
     inbound.poll_once(b.services)
     assert _inbound(b)[0].inbound_state is InboundState.NOTIFIED
-    assert len(world.b.deliveries()) == 1 and len(_notices(b)) == 1
+    assert len(world.b.deliveries()) == 1 and len(status_notices(b)) == 1

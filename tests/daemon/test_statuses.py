@@ -24,7 +24,7 @@ from connector.store.api import NewInbound, PackageFacts, TrackedPackage
 from connector.store.states import Direction, OutboundState, PackageKind, RecipientState
 from connector.timeutil import now_vn
 from tests.e2e.harness import A_ID, B_ID, EXAMPLES, World
-from tests.e2e.inprocess import daemon_pki, runtime, world  # noqa: F401
+from tests.e2e.inprocess import daemon_pki, runtime, status_notices, world  # noqa: F401
 
 C_ID = "000.00.33.H12"
 
@@ -65,14 +65,6 @@ def _received(b: Runtime, raw: bytes, hub_id: str = "hub-1") -> TrackedPackage:
     ).package
 
 
-def _notices(b: Runtime) -> list[TrackedPackage]:
-    return [
-        p
-        for p in b.services.store.find(direction=Direction.OUTBOUND, limit=100)
-        if p.kind is PackageKind.STATUS
-    ]
-
-
 def test_01_is_signed_addressed_to_the_sender_and_queued_once(
     world: World,  # noqa: F811
     a: Runtime,
@@ -85,7 +77,7 @@ def test_01_is_signed_addressed_to_the_sender_and_queued_once(
 
     for _ in range(2):  # e.g. a crash before the inbound package was marked NOTIFIED
         statuses.queue_reply(b.services, document, inbound, StatusCode.ARRIVED, "Đã đến")
-    (notice,) = _notices(b)
+    (notice,) = status_notices(b)
     assert notice.state is OutboundState.READY and notice.related_id == inbound.id
     assert notice.priority == document.priority >= 2, "an urgent document's 01 is urgent too"
     assert [r.organ_id for r in b.services.store.recipients(notice.id)] == [A_ID]
@@ -113,7 +105,7 @@ def test_02_carries_the_reason_when_the_package_says_what_it_was(
     assert statuses.parse_stored(b.services, inbound) is None, "tampered bytes were trusted"
 
     statuses.queue_rejection(b.services, inbound, tampered, "chữ ký số không hợp lệ")
-    (notice,) = _notices(b)
+    (notice,) = status_notices(b)
     assert notice.status_code == "02" and notice.document_id == package.document_id
     signed = b.services.store.raw(notice.id)
     assert signed is not None
@@ -145,7 +137,7 @@ def test_no_02_when_the_package_does_not_say_which_document_it_was(
         raw = stored
     inbound = _received(b, raw, hub_id=hashlib.sha256(raw).hexdigest())
     statuses.queue_rejection(b.services, inbound, raw, "không đọc được")
-    assert not _notices(b)
+    assert not status_notices(b)
 
 
 def _sent_to_b(world: World, a: Runtime) -> TrackedPackage:  # noqa: F811

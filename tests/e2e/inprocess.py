@@ -23,6 +23,8 @@ from connector.config import load_config
 from connector.daemon import wiring
 from connector.errors import ConnectorError
 from connector.local.base import LocalDelivery, LocalEvent, LocalRecord
+from connector.store.api import TrackedPackage
+from connector.store.states import Direction, PackageKind
 from connector.trust.pki import DemoPki, create_demo_pki
 from tests.e2e.harness import FAST, Agency, World
 
@@ -44,6 +46,15 @@ def runtime(
     merged = {**IN_PROCESS, **(changes or {})}
     config = load_config(world.derive(agency, merged), environ=world.env)
     return wiring.build(config, fault_hook=fault_hook, start_metrics=False)
+
+
+def status_notices(built: wiring.Runtime) -> list[TrackedPackage]:
+    """The status packages a connector has queued or sent (its 01s, 02s, commands)."""
+    return [
+        p
+        for p in built.services.store.find(direction=Direction.OUTBOUND, limit=100)
+        if p.kind is PackageKind.STATUS
+    ]
 
 
 @contextmanager
