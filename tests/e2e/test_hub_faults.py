@@ -59,6 +59,12 @@ def test_scripted_faults_on_every_call_are_retried_and_delivered_once(world: Wor
     world.a.start()
     world.b.start()
     _settled(world, records)
+    # The slow answer is recorded when the hub finally answers, after the client gave up on
+    # it and may already have settled everything by a resend.
+    world.wait(
+        "the slow sendEdoc answered",
+        lambda: any(r.call == "sendEdoc" and r.fault == "latency" for r in hub.requests()),
+    )
 
     faults = collections.Counter((r.call, r.fault) for r in hub.requests() if r.fault)
     assert faults[("sendEdoc", "error")] == 2
