@@ -12,8 +12,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+
+from connector import __version__
+
+CONFIG_ENV = "CONNECTOR_CONFIG"  # the configuration file of every sub-command with --config
 
 # name -> (module, one-line help). Fixed in code on purpose: no plugin discovery.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -39,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="connector",
         description="edoc-connector: agency document system <-> e-document interconnect",
     )
+    parser.add_argument("--version", action="version", version=f"edoc-connector {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         command_parser = sub.add_parser(name, help=help_text, description=help_text)
@@ -46,10 +52,28 @@ def build_parser() -> argparse.ArgumentParser:
         if name in sys.argv[1:2]:
             # Only the chosen command's module is imported to add its arguments.
             importlib.import_module(module_name).configure(command_parser)
+            _config_from_environment(command_parser)
     return parser
 
 
+def _config_from_environment(command_parser: argparse.ArgumentParser) -> None:
+    """``--config`` defaults to $CONNECTOR_CONFIG (containers set it once for every command)."""
+    configured = os.environ.get(CONFIG_ENV)
+    if not configured:
+        return
+    for action in command_parser._actions:
+        if "--config" in action.option_strings:
+            action.required = False
+            action.default = configured
+            action.help = f"{action.help or ''} (default: ${CONFIG_ENV} = {configured})".strip()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from connector.logsetup import quiet_known_warnings
+    from connector.resources import use_packaged_schemas
+
+    quiet_known_warnings()
+    use_packaged_schemas()  # the XSDs of the installed package, wherever it is installed
     args_list = list(sys.argv[1:] if argv is None else argv)
     saved = sys.argv
     sys.argv = [saved[0], *args_list]

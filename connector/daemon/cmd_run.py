@@ -8,37 +8,42 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from connector.errors import ConfigurationError
+from connector.logsetup import LOG_FORMATS, LOG_LEVELS, setup_logging
+
+log = logging.getLogger("connector.run")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, metavar="FILE", help="connector YAML file")
     parser.add_argument(
-        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+        "--log-level", default=os.environ.get("CONNECTOR_LOG_LEVEL", "INFO").upper(),
+        choices=LOG_LEVELS, help="default: $CONNECTOR_LOG_LEVEL or INFO",
     )
-
-
-def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level),
-        format="%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s",
-        stream=sys.stderr,
+    parser.add_argument(
+        "--log-format", default=os.environ.get("CONNECTOR_LOG_FORMAT", "text"),
+        choices=LOG_FORMATS,
+        help="text lines, or one JSON object per line (default: $CONNECTOR_LOG_FORMAT or text)",
     )
-    for noisy in ("httpx", "httpcore", "amqp", "kombu", "pyhanko", "signxml"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def run(args: argparse.Namespace) -> int:
     from connector.config import load_config
     from connector.daemon import faults, runner, wiring
+    from connector.resources import load_schemas
 
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_format)
     try:
+        load_schemas()  # a broken installation stops here, never record by record
         config = load_config(args.config)
         runtime = wiring.build(config, fault_hook=faults.from_environment())
     except ConfigurationError as exc:
         print(f"connector run: {exc.message}", file=sys.stderr)
+        log.error("connector stopped (exit 2): cannot start: %s", exc.message.splitlines()[0])
         return 2
-    return runner.run(runtime)
+    code = runner.run(runtime)
+    log.info("connector stopped (exit %d)", code)
+    return code
