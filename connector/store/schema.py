@@ -1,5 +1,7 @@
 """The SQLite schema of the tracking store and the conversion of its rows into values.
 
+PostgreSQL's schema, the same tables in its own types, is in ``postgres_schema``.
+
 Payloads live in their own table so that the frequent small updates of a package row (lease,
 attempts, state) never rewrite a multi-megabyte blob. The event log is append-only, enforced
 by triggers. ``PRAGMA user_version`` carries the schema version. This module must not open
@@ -8,7 +10,7 @@ databases or decide states.
 
 from __future__ import annotations
 
-import sqlite3
+from typing import Any, Protocol
 
 from connector.store.api import ErrorInfo, Event, Recipient, TrackedPackage
 from connector.store.states import Direction, PackageKind, RecipientState, parse_state
@@ -82,6 +84,14 @@ CREATE TRIGGER IF NOT EXISTS events_append_only_delete BEFORE DELETE ON events
     BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
 """
 
+
+
+class RowLike(Protocol):
+    """A result row by column name (``sqlite3.Row``, or the PostgreSQL store's rows)."""
+
+    def __getitem__(self, key: Any, /) -> Any: ...
+
+
 PACKAGE_COLUMNS = (
     "id, direction, kind, state, idem_key, document_id, sender, priority, attempts, "
     "next_attempt_at, created_at, updated_at, hub_id, code, status_code, deadline_at, "
@@ -89,7 +99,7 @@ PACKAGE_COLUMNS = (
 )
 
 
-def package_from_row(row: sqlite3.Row) -> TrackedPackage:
+def package_from_row(row: RowLike) -> TrackedPackage:
     direction = Direction(row["direction"])
     error = None
     if row["error_reason"] is not None:
@@ -119,7 +129,7 @@ def package_from_row(row: sqlite3.Row) -> TrackedPackage:
     )
 
 
-def recipient_from_row(row: sqlite3.Row) -> Recipient:
+def recipient_from_row(row: RowLike) -> Recipient:
     return Recipient(
         organ_id=row["organ_id"],
         state=RecipientState(row["state"]),
@@ -129,5 +139,5 @@ def recipient_from_row(row: sqlite3.Row) -> Recipient:
     )
 
 
-def event_from_row(row: sqlite3.Row) -> Event:
+def event_from_row(row: RowLike) -> Event:
     return Event(at=row["at"], event=row["event"], state=row["state"], detail=row["detail"])

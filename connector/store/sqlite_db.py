@@ -1,19 +1,15 @@
-"""SQLite plumbing of the tracking store: connections, transactions, payload sealing.
+"""SQLite plumbing of the tracking store: connections, transactions, schema version.
 
 One connection per thread (WAL lets readers run beside the single writer); every write is
-one ``BEGIN IMMEDIATE`` transaction, and ``_move`` is the one place a package row changes
-state, checked against the table in ``connector.store.states`` and logged with its event in
-the same transaction. ``synchronous=FULL``: a commit survives a power cut, because the local
-side is acknowledged right after it. Payloads are sealed by the ``PayloadCipher`` before
-they are written, bound (as AAD) to their package and part. Database failures become
-``UnavailableError``. This module must not decide what happens to a package next.
+one ``BEGIN IMMEDIATE`` transaction. ``synchronous=FULL``: a commit survives a power cut,
+because the local side is acknowledged right after it. Database failures become
+``UnavailableError``. The primitives every operation is built from are shared with the
+PostgreSQL store in ``connector.store.sql_base``. This module must not decide what happens
+to a package next.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-import json
 import os
 import sqlite3
 import threading
@@ -23,39 +19,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from connector.errors import ConfigurationError, UnavailableError
-from connector.store.api import (
-    ErrorInfo,
-    PackageFacts,
-    PayloadCipher,
-    TrackedPackage,
-    UnknownPackage,
-)
-from connector.store.schema import (
-    DDL,
-    PACKAGE_COLUMNS,
-    SCHEMA_VERSION,
-    package_from_row,
-)
-from connector.store.states import (
-    Direction,
-    InboundState,
-    OutboundState,
-    PackageState,
-    RecipientState,
-    check_transition,
-)
-from connector.timeutil import VN_TZ, format_timestamp
+from connector.store.api import PayloadCipher
+from connector.store.schema import DDL, SCHEMA_VERSION
+from connector.store.sql_base import DbConn, SqlDatabase, when_text
 
-_O, _I = OutboundState, InboundState
+__all__ = ["SqliteDatabase", "when_text"]
 
 
-def when_text(seconds: float) -> str:
-    """A stored time as Vietnam wall-clock text."""
-    return format_timestamp(dt.datetime.fromtimestamp(seconds, VN_TZ))
-
-
-class SqliteDatabase:
-    """Connections, transactions and the primitives every store operation is built from."""
+class SqliteDatabase(SqlDatabase):
+    """Connections and transactions on a SQLite file."""
 
     def __init__(
         self,
@@ -160,117 +132,9 @@ class SqliteDatabase:
                 conn.close()
             self._connections.clear()
 
-    def _load(self, conn: sqlite3.Connection, package_id: int) -> TrackedPackage:
-        row = conn.execute(
-            f"SELECT {PACKAGE_COLUMNS} FROM packages WHERE id = ?", (package_id,)
-        ).fetchone()
-        if row is None:
-            raise UnknownPackage(package_id)
-        return package_from_row(row)
+    def describe(self) -> str:
+        return str(self.path)
 
-    def _event(
-        self, conn: sqlite3.Connection, package_id: int, event: str, state: str | None, detail: str
-    ) -> None:
-        conn.execute(
-            "INSERT INTO events (package_id, at, event, state, detail) VALUES (?, ?, ?, ?, ?)",
-            (package_id, self._clock(), event, state, detail),
-        )
-
-    def _aad(self, direction: Direction, key: str, part: str) -> bytes:
-        return f"edoc-connector/store/v1/{direction.value}/{part}/{key}".encode()
-
-    def _require_cipher(self) -> PayloadCipher:
-        if self._cipher is None:
-            raise ConfigurationError(
-                f"the store {self.path} was opened without an at-rest key: payloads cannot be "
-                "written or read",
-                reason="store_no_key",
-            )
-        return self._cipher
-
-    def _put_payload(
-        self,
-        conn: sqlite3.Connection,
-        package: TrackedPackage,
-        part: str,
-        data: bytes,
-        meta: dict[str, object] | None = None,
-    ) -> None:
-        sealed = self._require_cipher().seal(
-            data, aad=self._aad(package.direction, package.key, part)
-        )
-        conn.execute(
-            "INSERT OR REPLACE INTO payloads (package_id, part, size, sha256, meta, sealed) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                package.id,
-                part,
-                len(data),
-                hashlib.sha256(data).hexdigest(),
-                json.dumps(meta or {}, ensure_ascii=False),
-                sealed,
-            ),
-        )
-
-    def _has_payload(self, conn: sqlite3.Connection, package_id: int, part: str) -> bool:
-        row = conn.execute(
-            "SELECT 1 FROM payloads WHERE package_id = ? AND part = ?", (package_id, part)
-        ).fetchone()
-        return row is not None
-
-    def _facts_columns(self, facts: PackageFacts) -> dict[str, object]:
-        return {
-            "document_id": facts.document_id,
-            "sender": facts.sender,
-            "priority": min(max(facts.priority, 0), 3),
-            "code": facts.code,
-            "status_code": facts.status_code,
-            "deadline_at": facts.deadline_at,
-        }
-
-    def _add_recipients(
-        self, conn: sqlite3.Connection, package_id: int, recipients: Sequence[str]
-    ) -> None:
-        now = self._clock()
-        conn.executemany(
-            "INSERT OR IGNORE INTO recipients (package_id, organ_id, state, updated_at) "
-            "VALUES (?, ?, ?, ?)",
-            [(package_id, organ, RecipientState.PENDING.value, now) for organ in recipients],
-        )
-
-    def _move(
-        self,
-        conn: sqlite3.Connection,
-        package: TrackedPackage,
-        target: PackageState,
-        event: str,
-        detail: str,
-        *,
-        error: ErrorInfo | None = None,
-        clear_error: bool = False,
-        columns: dict[str, object] | None = None,
-    ) -> TrackedPackage:
-        """The one place a package row changes state: checked, leased out, with its event."""
-        check_transition(
-            package.direction, package.kind, package.state, target, package=f"#{package.id}"
-        )
-        sets: dict[str, object] = {
-            "state": target.value,
-            "updated_at": self._clock(),
-            "lease_owner": None,
-            "lease_until": None,
-            **(columns or {}),
-        }
-        if error is not None:
-            sets.update(
-                error_reason=error.reason, error_message=error.message, error_stage=error.stage
-            )
-        elif clear_error:
-            sets.update(error_reason=None, error_message=None, error_stage=None)
-        assignments = ", ".join(f"{name} = ?" for name in sets)
-        conn.execute(
-            f"UPDATE packages SET {assignments} WHERE id = ? AND state = ?",
-            (*sets.values(), package.id, package.state.value),
-        )
-        self._event(conn, package.id, event, target.value, detail)
-        return self._load(conn, package.id)
+    def _insert_id(self, conn: DbConn, sql: str, params: Sequence[object]) -> int:
+        cursor = conn.execute(sql, params)
+        return int(getattr(cursor, "lastrowid", 0) or 0)

@@ -1,4 +1,6 @@
-"""Read queries of the SQLite tracking store: lookups, resume lists, payloads, metrics.
+"""Read queries of the tracking store: lookups, resume lists, payloads, metrics.
+
+The SQL is common to SQLite and PostgreSQL (``connector.store.postgres`` reuses it).
 
 Reads run outside write transactions on the thread's connection and see the last committed
 state (WAL snapshot). This module must not change anything.
@@ -22,7 +24,7 @@ from connector.store.schema import (
     package_from_row,
     recipient_from_row,
 )
-from connector.store.sqlite_db import SqliteDatabase
+from connector.store.sql_base import SqlDatabase
 from connector.store.states import (
     OUTBOX_STATES,
     Direction,
@@ -33,8 +35,8 @@ from connector.store.states import (
 )
 
 
-class StoreReads(SqliteDatabase):
-    """The read side of :class:`connector.store.sqlite.SqliteStore`."""
+class StoreReads(SqlDatabase):
+    """The read side of the SQLite and PostgreSQL stores (the SQL is common to both)."""
 
     def find_outbound_documents(
         self, document_id: str, recipient: str | None = None
