@@ -136,6 +136,16 @@ def handle(services: Services, item: IntakeItem) -> None:
     """Take one local record through the outbound stages and settle it on the local side."""
     record = item.record
     kind = PackageKind.STATUS if record.kind is RecordKind.COMMAND else PackageKind.EDOC
+    if record.refusal is not None:
+        # The local side could not read it (too large, not a regular file, an unknown
+        # encoding): refused as it is, never stored nor mapped.
+        error = record.refusal
+        services.metrics.refused_record(error.reason)
+        log.warning("record %s refused (%s): %s", record.record_id, error.reason, error.message)
+        item.dead_letter(error)
+        emit(services, "outbound.refused", None, local_id=record.record_id,
+             **error_fields(error))
+        return
     if not record.record_id.strip():
         error = PermanentError(
             f"record from {record.source or 'the local side'} has no id: give every record a "

@@ -64,7 +64,9 @@ from connector.local.base import (
     LocalDelivery,
     LocalEvent,
     LocalRecord,
+    RecordLimits,
 )
+from connector.local.spool_files import item_fault
 from connector.metrics import ConnectorMetrics
 
 log = logging.getLogger(__name__)
@@ -125,8 +127,10 @@ class AmqpIntakeItem:
 class AmqpLocalSide:
     """Intake (records, commands) and Sink (documents, events) over one RabbitMQ broker."""
 
-    def __init__(self, settings: AmqpSettings, *, metrics: ConnectorMetrics | None = None) -> None:
+    def __init__(self, settings: AmqpSettings, *, metrics: ConnectorMetrics | None = None,
+                 limits: RecordLimits | None = None) -> None:
         self.settings = settings
+        self.limits = limits or RecordLimits()
         self._metrics = metrics
         self._closing = False
         self._publisher = ConfirmingPublisher(settings, on_failure=self._publish_failed)
@@ -195,7 +199,7 @@ class AmqpLocalSide:
                 return items
 
     def _record(self, delivery: Delivery) -> LocalRecord:
-        return to_local_record(delivery, self.settings.topology)
+        return to_local_record(delivery, self.settings.topology, self.limits)
 
     def _origin_queue(self, delivery: Delivery) -> str:
         return origin_queue(delivery, self.settings.topology)
@@ -306,6 +310,11 @@ class AmqpLocalSide:
                 claim_check_dir=self.settings.claim_check_dir,
                 inline_max_bytes=self.settings.inline_attachments_max_bytes)
         except OSError as exc:
+            if item_fault(exc):  # this delivery's fault (a name, a size): not an outage
+                raise PermanentError(
+                    f"cannot write the attachments of {delivery.delivery_id} into the "
+                    f"claim-check directory: {exc.strerror or exc}",
+                    reason="delivery_unwritable", stage="deliver") from exc
             raise UnavailableError(
                 f"cannot write the attachments of {delivery.delivery_id} into the claim-check "
                 f"directory {self.settings.claim_check_dir}: {exc}",

@@ -23,6 +23,7 @@ from email.parser import BytesParser
 from pathlib import Path
 
 from connector.local.amqp_settings import H_ATTACHMENTS
+from connector.local.filenames import fit_name, fit_names
 
 # SMTP policy: CRLF line ends and 78-column base64 lines, as MIME parsers expect.
 _POLICY = email.policy.SMTP
@@ -91,8 +92,9 @@ def write_claim_checks(
     folder = root / safe_name(delivery_id)
     folder.mkdir(parents=True, exist_ok=True)
     listed: list[dict[str, object]] = []
-    for name, data in attachments:
-        target = folder / safe_name(name)
+    names = fit_names([safe_name(name) for name, _ in attachments], fallback="unnamed")
+    for (name, data), file_name in zip(attachments, names, strict=True):
+        target = folder / file_name
         temp = target.with_name(f".{target.name}.part")
         with open(temp, "wb") as handle:
             handle.write(data)
@@ -114,6 +116,6 @@ def write_claim_checks(
 
 
 def safe_name(name: str) -> str:
-    """A single path component: no separators, no leading dots, bounded length."""
+    """A single path component: no separators, no leading dots, at most 200 bytes."""
     cleaned = _UNSAFE.sub("_", name.replace("/", "_").replace("\\", "_")).strip(" .")
-    return (cleaned or "unnamed")[:200]
+    return fit_name(cleaned or "unnamed")

@@ -308,8 +308,12 @@ class IntakeConsumer:
 
     def _on_message(self, generation: int, channel: str, queue: str, message: Any) -> None:
         body = message.body
-        if isinstance(body, str):  # only if a broker-side plugin re-encoded it
-            body = body.encode(message.properties.get("content_encoding") or "utf-8")
+        if isinstance(body, str):
+            # py-amqp leaves an empty message's body as its default '' (no body frame): never
+            # decode by the sender's content_encoding here ("binary", "gzip" are no codecs;
+            # a LookupError would end the session and loop on the redelivery). The adapter
+            # refuses empty and unknown-encoding records with their reason.
+            body = body.encode("utf-8", "surrogatepass")
         properties = dict(message.properties)
         delivery = Delivery(
             generation=generation,

@@ -13,6 +13,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from connector.errors import PermanentError
 from connector.local.amqp_consumer import QUARANTINE, Delivery
 from connector.local.amqp_settings import (
     CONNECTOR_HEADER_PREFIX,
@@ -27,14 +28,48 @@ from connector.local.amqp_settings import (
     H_STATUS_CODE,
     AmqpTopology,
 )
-from connector.local.base import DeliveryKind, LocalDelivery, LocalRecord, RecordKind
+from connector.local.base import (
+    DeliveryKind,
+    LocalDelivery,
+    LocalRecord,
+    RecordKind,
+    RecordLimits,
+)
 
 URGENCY_MAX = 3  # record priorities are 0 (normal) .. 3 (Hỏa tốc)
 _BUSINESS_TYPES = {"0": "new", "1": "revoke", "2": "update", "3": "replace"}
+# content_encoding values meaning "the body is the record's bytes as they are": kombu sets
+# "binary" for bytes bodies and "utf-8" for text. Anything else (gzip, base64, a charset
+# the record parsers do not read) is refused: the connector does not guess.
+IDENTITY_ENCODINGS = frozenset({"", "binary", "identity", "utf-8", "utf8", "us-ascii", "ascii",
+                                "7bit", "8bit"})
 
 
-def to_local_record(delivery: Delivery, topology: AmqpTopology) -> LocalRecord:
+def refusal_of(delivery: Delivery, limits: RecordLimits) -> PermanentError | None:
+    """Why a message cannot be read as a record at all (checked before anything parses it)."""
+    encoding = header_text(delivery.properties.get("content_encoding")).strip().lower()
+    if encoding not in IDENTITY_ENCODINGS:
+        shown = encoding if len(encoding) <= 40 else encoding[:40] + "…"
+        return PermanentError(
+            f"message content_encoding {shown!r} is not supported: publish the record's bytes "
+            "as they are (no content_encoding, or binary / utf-8)",
+            reason="content_encoding_unsupported", stage="intake")
+    if not delivery.body:
+        return PermanentError("the message body is empty: a record is a JSON or XML document",
+                              reason="record_empty", stage="intake")
+    if len(delivery.body) > limits.max_record_bytes:
+        return PermanentError(
+            f"the message body is {len(delivery.body)} bytes, over the "
+            f"{limits.max_record_bytes}-byte limit (local.limits.max_record_bytes); put big "
+            "files in the claim-check directory and reference them",
+            reason="record_too_large", stage="intake")
+    return None
+
+
+def to_local_record(delivery: Delivery, topology: AmqpTopology,
+                    limits: RecordLimits | None = None) -> LocalRecord:
     """The record a message carries; the id falls back to message_id, then a body hash."""
+    refusal = refusal_of(delivery, limits or RecordLimits())
     headers = delivery.headers
     properties = delivery.properties
     record_id = header_text(headers.get(H_RECORD_ID)) or header_text(properties.get("message_id"))
@@ -48,7 +83,8 @@ def to_local_record(delivery: Delivery, topology: AmqpTopology) -> LocalRecord:
     flat[H_DELIVERIES] = str(crash_count(delivery))
     return LocalRecord(
         record_id=record_id,
-        body=delivery.body,
+        refusal=refusal,
+        body=b"" if refusal is not None else delivery.body,
         content_type=normalise_content_type(properties.get("content_type"), delivery.body),
         mapping=mapping,
         kind=kind,

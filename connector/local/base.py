@@ -24,6 +24,22 @@ from typing import Protocol
 from connector.errors import ConnectorError
 
 
+@dataclass(frozen=True)
+class RecordLimits:
+    """Bounds on what agency software hands the connector, enforced while reading.
+
+    ``max_record_bytes``: one record (spool file, AMQP message body); ``max_file_bytes``:
+    one claim-check file or inline file; ``max_attachments``: files in one record;
+    ``max_text_chars``: one text value of a record (an XML text node, a JSON string outside
+    inline file data). Defaults are generous for real documents and small against memory.
+    """
+
+    max_record_bytes: int = 64 * 1024 * 1024
+    max_file_bytes: int = 50 * 1024 * 1024
+    max_attachments: int = 100
+    max_text_chars: int = 100_000
+
+
 class RecordKind(enum.Enum):
     RECORD = "record"  # a document record to send (outbound)
     COMMAND = "command"  # a local workflow event: status 02/03/04/05/06/13/15/16 to send
@@ -41,6 +57,10 @@ class LocalRecord:
     priority: int = 0  # 0..3 hint from the transport (AMQP priority); the mapped urgency wins
     source: str = ""  # where it came from, for error messages (file path, queue + tag)
     headers: Mapping[str, str] = field(default_factory=dict)
+    # Set by the adapter when the record cannot be read at all (too large, not a regular
+    # file, an unknown content encoding, empty): the daemon refuses it with this error
+    # without storing or mapping it.
+    refusal: ConnectorError | None = None
 
 
 class IntakeItem(Protocol):
@@ -77,6 +97,29 @@ class LocalDelivery:
     content_type: str
     attachments: Sequence[tuple[str, bytes]] = ()  # (file name, bytes): written beside it
     headers: Mapping[str, str] = field(default_factory=dict)
+
+
+# Delivery headers carrying the receive-level warnings of a package (departures from QCVN
+# 102 it was accepted with): how many, and the first ones as a JSON list of readable lines.
+H_DEVIATION_COUNT = "deviation-count"
+H_DEVIATIONS = "deviations"
+MAX_DEVIATIONS_CARRIED = 20
+
+
+def with_deviations(delivery: LocalDelivery, warnings: Sequence[str]) -> LocalDelivery:
+    """The delivery with its package's warnings in its headers (bounded: a header is small)."""
+    if not warnings:
+        return delivery
+    import json
+    from dataclasses import replace
+
+    shown = [w[:300] for w in warnings[:MAX_DEVIATIONS_CARRIED]]
+    headers = {
+        **delivery.headers,
+        H_DEVIATION_COUNT: str(len(warnings)),
+        H_DEVIATIONS: json.dumps(shown, ensure_ascii=False),
+    }
+    return replace(delivery, headers=headers)
 
 
 @dataclass(frozen=True)

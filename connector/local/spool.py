@@ -32,8 +32,13 @@ Rules for agency software (writers):
 A delivery is never written twice for the same delivery id, even after the agency removed it
 and even across a crash in the middle of writing: a small ledger under ``.state/delivered``
 records the intent before the folder is renamed into place and the completion after.
-Folder failures (missing mount, disk full) raise ``UnavailableError``. This module must not
-interpret record contents.
+Folder failures (missing mount, disk full) raise ``UnavailableError``; a failure caused by
+one item (a record too large or not a regular file, an attachment name the file system
+cannot store, a reason file that cannot be written under the record's name) is that item's
+failure (``PermanentError`` or a refusal), never an outage: it never blocks the items behind
+it. Received file names are fitted to the file system (``filenames.fit_names``); the
+``delivery.json`` list keeps each original name beside the file really written. This module
+must not interpret record contents.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ import fcntl
 import hashlib
 import itertools
 import json
+import logging
 import os
 import re
 import shutil
@@ -55,9 +61,13 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from connector.config_schema import SpoolConfig
-from connector.errors import ConfigurationError, ConnectorError, UnavailableError
-from connector.local.base import LocalDelivery, LocalEvent, LocalRecord, RecordKind
+from connector.errors import ConfigurationError, ConnectorError, PermanentError, UnavailableError
+from connector.local.base import LocalDelivery, LocalEvent, LocalRecord, RecordKind, RecordLimits
+from connector.local.filenames import DELIVERY_RESERVED, fit_name, fit_names, fits
+from connector.local.spool_files import item_fault, read_record
 from connector.timeutil import VN_TZ, now_vn
+
+log = logging.getLogger(__name__)
 
 RECORD_TYPES = {".json": "application/json", ".xml": "application/xml"}
 IGNORED_SUFFIXES = (".tmp", ".part", ".partial", "~", ".reason.json")
@@ -72,17 +82,6 @@ def safe_name(identifier: str, *, limit: int = 120) -> str:
         return cleaned
     digest = hashlib.sha256(identifier.encode("utf-8")).hexdigest()[:12]
     return f"{cleaned[: limit - 13]}-{digest}"
-
-
-def _attachment_name(name: str, taken: set[str]) -> str:
-    base = Path(name.replace("\\", "/")).name.lstrip(".") or "attachment"
-    candidate = base
-    for index in itertools.count(1):
-        if candidate.lower() not in taken:
-            break
-        candidate = f"{index}-{base}"
-    taken.add(candidate.lower())
-    return candidate
 
 
 def _fsync_dir(path: Path) -> None:
@@ -173,6 +172,7 @@ class SpoolFolder:
         settle_seconds: float = 1.0,
         poll_interval: float = 0.5,
         exclusive: bool = True,
+        limits: RecordLimits | None = None,
     ) -> None:
         self.root = Path(root)
         self.outbound, self.commands = self.root / outbound, self.root / commands
@@ -181,6 +181,9 @@ class SpoolFolder:
         self._ledger = self.root / ".state" / "delivered"
         self.settle_seconds = settle_seconds
         self.poll_interval = poll_interval
+        self.limits = limits or RecordLimits()
+        # Records that could not even be moved to failed/ (and why): skipped until restart.
+        self._stuck: dict[Path, tuple[int, int]] = {}
         self._in_flight: set[Path] = set()
         self._lock = threading.Lock()
         self._deliver_lock = threading.Lock()
@@ -205,7 +208,8 @@ class SpoolFolder:
             self._take_lock()
 
     @classmethod
-    def from_config(cls, config: SpoolConfig, *, exclusive: bool = True) -> SpoolFolder:
+    def from_config(cls, config: SpoolConfig, *, exclusive: bool = True,
+                    limits: RecordLimits | None = None) -> SpoolFolder:
         dirs = config.dirs
         return cls(
             config.root,
@@ -217,6 +221,7 @@ class SpoolFolder:
             settle_seconds=config.settle_seconds,
             poll_interval=config.poll_interval,
             exclusive=exclusive,
+            limits=limits,
         )
 
     def _take_lock(self) -> None:
@@ -261,16 +266,14 @@ class SpoolFolder:
         ):
             with _folder_errors(f"cannot list {folder}"):
                 top = list(os.scandir(folder))
+            # Top-level folders are mapping folders; anything else with a record suffix
+            # (a FIFO, a device, a link, a nested folder) is refused like a bad record.
             entries: list[tuple[os.DirEntry[str], str | None]]
-            entries = [(entry, None) for entry in top if entry.is_file(follow_symlinks=False)]
+            entries = [(entry, None) for entry in top if not entry.is_dir(follow_symlinks=False)]
             for sub in top:
                 if sub.is_dir(follow_symlinks=False) and not sub.name.startswith("."):
                     with contextlib.suppress(OSError):
-                        entries += [
-                            (e, sub.name)
-                            for e in os.scandir(sub.path)
-                            if e.is_file(follow_symlinks=False)
-                        ]
+                        entries += [(e, sub.name) for e in os.scandir(sub.path)]
             for entry, mapping in entries:
                 name = entry.name
                 if name.startswith(".") or name.endswith(IGNORED_SUFFIXES):
@@ -278,10 +281,13 @@ class SpoolFolder:
                 if Path(name).suffix.lower() not in RECORD_TYPES:
                     continue
                 try:
-                    mtime = entry.stat(follow_symlinks=False).st_mtime_ns
+                    info = entry.stat(follow_symlinks=False)
                 except OSError:
                     continue
+                mtime = info.st_mtime_ns
                 if now_ns - mtime < settle_ns:
+                    continue
+                if self._stuck.get(Path(entry.path)) == (info.st_ino, mtime):
                     continue
                 found.append((mtime, name, Path(entry.path), kind, mapping))
         found.sort(key=lambda c: (c[0], c[1]))
@@ -297,15 +303,19 @@ class SpoolFolder:
                     continue
                 self._in_flight.add(path)
             try:
-                with open(path, "rb") as handle:
-                    info = os.fstat(handle.fileno())
-                    body = handle.read()
+                read = read_record(path, self.limits.max_record_bytes)
+                info = os.lstat(path)
             except OSError:
                 self._forget(path)  # vanished or unreadable now: try again at the next scan
                 continue
+            refusal = read if isinstance(read, PermanentError) else None
+            body = b"" if isinstance(read, PermanentError) else read[0]
+            if not isinstance(read, PermanentError):
+                info = read[1]
             suffix = Path(name).suffix
             record = LocalRecord(
                 record_id=name[: -len(suffix)],
+                refusal=refusal,
                 body=body,
                 content_type=RECORD_TYPES[suffix.lower()],
                 mapping=mapping,
@@ -337,7 +347,7 @@ class SpoolFolder:
     def _dead_letter(self, item: SpoolItem, error: ConnectorError) -> None:
         relative = item.path.relative_to(self.root)
         target = self.failed / relative
-        reason = {
+        reason: dict[str, object] = {
             "record_id": item.record.record_id,
             "file": str(relative),
             "reason": error.reason,
@@ -350,18 +360,48 @@ class SpoolFolder:
         try:
             with _folder_errors(f"cannot move {item.path} to {target}"):
                 target.parent.mkdir(parents=True, exist_ok=True)
-                _write_atomically(target.with_name(target.name + REASON_SUFFIX), _json(reason))
                 try:
-                    os.replace(item.path, target)
+                    self._move_to_failed(item, target, reason)
                 except OSError as exc:
-                    if exc.errno != errno.EXDEV:
+                    if not item_fault(exc):
                         raise
-                    shutil.copy2(item.path, target)  # failed/ on another file system
-                    item.path.unlink()
-                _fsync_dir(target.parent)
-                _fsync_dir(item.path.parent)
+                    # The name does not fit there (longer path, other file system): both
+                    # files get a fitted name; the reason file keeps the original one.
+                    target = target.with_name(fit_name(target.name))
+                    reason["failed_file"] = str(target.relative_to(self.root))
+                    try:
+                        self._move_to_failed(item, target, reason)
+                    except OSError as again:
+                        if not item_fault(again):
+                            raise
+                        self._set_aside(item, again)
         finally:
             self._forget(item.path)
+
+    def _move_to_failed(self, item: SpoolItem, target: Path, reason: dict[str, object]) -> None:
+        reason_file = target.name + REASON_SUFFIX
+        if not fits(reason_file):
+            reason_file = fit_name(target.name, max_bytes=200) + REASON_SUFFIX
+        _write_atomically(target.with_name(reason_file), _json(reason))
+        try:
+            os.replace(item.path, target)  # a FIFO, device or link is renamed, never opened
+        except FileNotFoundError:
+            return  # an operator took it meanwhile: nothing left to move
+        except OSError as exc:
+            if exc.errno != errno.EXDEV or not item.path.is_file():
+                raise
+            shutil.copy2(item.path, target, follow_symlinks=False)  # failed/ elsewhere
+            item.path.unlink()
+        _fsync_dir(target.parent)
+        _fsync_dir(item.path.parent)
+
+    def _set_aside(self, item: SpoolItem, exc: OSError) -> None:
+        """Neither the record nor its reason can be written into failed/: remember it, so it
+        is not read again by this process, and say so loudly (it is the item's fault)."""
+        self._stuck[item.path] = item._stamp
+        log.error("record %s refused, but it cannot be moved to %s (%s): it stays where it is "
+                  "and is skipped until restart; move it away by hand", item.path,
+                  self.failed, exc.strerror or exc)
 
     def replay(self, failed_file: str | os.PathLike[str]) -> Path:
         """Move a refused record (path under ``failed/``) back where it came from."""
@@ -400,8 +440,17 @@ class SpoolFolder:
             if partial.exists():
                 shutil.rmtree(partial)  # an interrupted write never became visible
             partial.mkdir()
-            manifest = self._write_delivery(partial, delivery)
-            _write_file(partial / "delivery.json", _json(manifest))
+            try:
+                manifest = self._write_delivery(partial, delivery)
+                _write_file(partial / "delivery.json", _json(manifest))
+            except OSError as exc:
+                if not item_fault(exc):
+                    raise
+                shutil.rmtree(partial, ignore_errors=True)
+                raise PermanentError(
+                    f"delivery {delivery.delivery_id}: a file of it cannot be written into "
+                    f"{self.inbound}: {exc.strerror or exc}",
+                    reason="delivery_unwritable", stage="deliver") from None
             _fsync_dir(partial)
             _write_atomically(marker, b"prepared\n")
             os.rename(partial, final)
@@ -412,10 +461,10 @@ class SpoolFolder:
         extension = {"application/json": ".json", "application/xml": ".xml", "text/xml": ".xml"}
         record_file = "record" + extension.get(delivery.content_type.split(";")[0].strip(), ".bin")
         _write_file(folder / record_file, delivery.body)
-        taken = {record_file, "delivery.json"}
+        names = fit_names([original for original, _ in delivery.attachments],
+                          reserved=DELIVERY_RESERVED, fallback="attachment")
         files = []
-        for original, data in delivery.attachments:
-            file_name = _attachment_name(original, taken)
+        for (original, data), file_name in zip(delivery.attachments, names, strict=True):
             _write_file(folder / file_name, data)
             files.append(
                 {

@@ -219,11 +219,11 @@ def test_deliver_writes_one_complete_folder(spool: SpoolFolder) -> None:
     assert files == {
         "12-SNV-VP.signed.pdf": "12-SNV-VP.signed.pdf",
         "../../etc/passwd": "passwd",
-        "record.json": "1-record.json",
+        "record.json": "record-2.json",
     }
-    assert manifest["attachments"][3]["file"] == "1-12-SNV-VP.signed.pdf"
+    assert manifest["attachments"][3]["file"] == "12-SNV-VP.signed-2.pdf"
     assert (folder / "passwd").read_bytes() == b"not a traversal"
-    assert (folder / "1-12-SNV-VP.signed.pdf").read_bytes().endswith(b"second file of that name")
+    assert (folder / "12-SNV-VP.signed-2.pdf").read_bytes().endswith(b"second file of that name")
     assert manifest["headers"]["x-business-doc-type"] == "new"
 
 
