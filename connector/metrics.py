@@ -35,6 +35,7 @@ from prometheus_client import (
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from connector.edxml.model import QCVN_ELEMENTS
 from connector.errors import ConnectorError
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ SEND_RESULTS = ("ok", "transient", "unavailable", "permanent", "configuration")
 STATUS_CODES = ("01", "02", "03", "04", "05", "06", "13", "15", "16")
 COMPONENTS = ("broker", "hub", "store")
 DEADLINE_STATES = ("at_risk", "late")
+DEVIATION_ELEMENTS = tuple(sorted(QCVN_ELEMENTS))
 STAGE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 _DIRECTION_ALIASES = {"out": "outbound", "in": "inbound"}
@@ -123,6 +125,7 @@ class ConnectorMetrics:
         self._publish_reason = LabelGuard(limit=20)
         self._components: dict[str, bool] = {}
         self._components_lock = threading.Lock()
+        self._certificates: dict[str, float] = {}  # role -> notAfter (readiness probe)
 
         self.documents = Counter(
             "connector_documents_total",
@@ -176,6 +179,11 @@ class ConnectorMetrics:
         self.store_snapshot_errors = Counter(
             "connector_store_snapshot_errors_total",
             "Scrapes where the store-derived gauges could not be read.", registry=r)
+        self.received_deviations = Counter(
+            "connector_received_deviations_total",
+            "Departures from QCVN 102 in received packages that were accepted with a warning "
+            "(receive level), by element (QCVN's element names; anything else is 'other').",
+            ["element"], registry=r)
         Info("connector_build", "Version of the running connector.", registry=r).info(
             {"version": version or "unknown"})
         if process_metrics:
@@ -196,6 +204,8 @@ class ConnectorMetrics:
         for direction in ("sent", "received"):
             for code in STATUS_CODES:
                 self.statuses.labels(direction, code)
+        for element in (*DEVIATION_ELEMENTS, "other"):
+            self.received_deviations.labels(element)
 
     # ---- recording --------------------------------------------------------------------
 
@@ -225,10 +235,24 @@ class ConnectorMetrics:
     def refused_record(self, reason: str) -> None:
         self.refused.labels(self._reason(reason)).inc()
 
+    def received_deviation(self, element: str | None) -> None:
+        """One departure from QCVN 102 accepted with a warning in a received package."""
+        # Element names are case-sensitive (OrganId), so not LabelGuard (it lower-cases).
+        label = element if element in QCVN_ELEMENTS else "other"
+        self.received_deviations.labels(label).inc()
+
     def set_certificate_expiry(self, role: str, not_after: dt.datetime) -> None:
         if not_after.tzinfo is None:
             not_after = not_after.replace(tzinfo=dt.UTC)
-        self.certificate_expiry.labels(self._role(role)).set(not_after.timestamp())
+        name = self._role(role)
+        self.certificate_expiry.labels(name).set(not_after.timestamp())
+        with self._components_lock:
+            self._certificates[name] = not_after.timestamp()
+
+    def certificate_expiries(self) -> dict[str, float]:
+        """role -> notAfter (seconds since the epoch) of every certificate recorded."""
+        with self._components_lock:
+            return dict(self._certificates)
 
     def set_component_up(self, component: str, up: bool) -> None:
         name = self._component(component)

@@ -1,16 +1,27 @@
-"""The connector's small HTTP endpoint: ``/metrics`` for Prometheus and ``/healthz``.
+"""The connector's small HTTP endpoint: ``/metrics`` for Prometheus and the probes.
 
 Runs a threading HTTP server in a background thread, started and stopped by the daemon.
-``/metrics`` serves the connector's own registry (Prometheus text, or OpenMetrics when the
-scraper asks for it); ``/healthz`` answers 200 when every reported component is up and
-503 otherwise, with a small JSON body naming each component's state. Binds to loopback
-unless configured otherwise. This module must not record metrics itself.
+
+* ``/metrics``: the connector's own registry (Prometheus text, or OpenMetrics when the
+  scraper asks for it).
+* ``/livez``: 200 while the process and its workers are alive, whatever the dependencies
+  do (the container's liveness probe / HEALTHCHECK).
+* ``/readyz``: 200 when the store, the local side, the hub, the keys and the certificates
+  are all usable, 503 otherwise; the JSON body names each component's state.
+* ``/healthz``: an alias of ``/readyz``, kept for one release (deprecated).
+
+Bounded on purpose: each connection gets ``request_timeout`` seconds per socket operation
+and at most ``max_connections`` are served at once (more are closed at once), so half-open
+or trickling clients never hold threads forever. Binds to loopback unless configured
+otherwise. This module must not record metrics itself (beyond serving them).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,9 +29,12 @@ from typing import Any
 
 from prometheus_client.exposition import choose_encoder
 
+from connector.health import Health, Report
 from connector.metrics import ConnectorMetrics
 
 log = logging.getLogger(__name__)
+
+PATHS = ("/metrics", "/livez", "/readyz", "/healthz")
 
 
 @dataclass(frozen=True)
@@ -28,15 +42,57 @@ class MetricsSettings:
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = 9464  # 0 picks a free port (tests)
+    request_timeout: float = 10.0  # seconds per socket read/write of one connection
+    connection_deadline: float = 30.0  # whole life of one connection (tricklers end here)
+    max_connections: int = 16  # served at once; more are closed without an answer
+
+
+class _BoundedServer(ThreadingHTTPServer):
+    """A threading server that serves at most ``max_connections`` connections at once."""
+
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
+                 max_connections: int) -> None:
+        self.max_connections = max(max_connections, 1)
+        self._slots = threading.BoundedSemaphore(self.max_connections)
+        self.refused_connections = 0
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.refused_connections += 1
+            log.warning("metrics http: %d connections open, one from %s closed",
+                        self.max_connections, client_address[0] if client_address else "?")
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 class MetricsServer:
-    """Serves one ``ConnectorMetrics`` over HTTP in a daemon thread."""
+    """Serves one ``ConnectorMetrics`` and its probes over HTTP in a daemon thread."""
 
-    def __init__(self, metrics: ConnectorMetrics, settings: MetricsSettings) -> None:
+    def __init__(
+        self,
+        metrics: ConnectorMetrics,
+        settings: MetricsSettings,
+        health: Health | None = None,
+    ) -> None:
         self._metrics = metrics
         self._settings = settings
-        self._server: ThreadingHTTPServer | None = None
+        self.health = health if health is not None else Health(metrics)
+        self._server: _BoundedServer | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -49,19 +105,25 @@ class MetricsServer:
     def url(self) -> str:
         return f"http://{self._settings.host}:{self.port}"
 
+    @property
+    def refused_connections(self) -> int:
+        return self._server.refused_connections if self._server is not None else 0
+
     def start(self) -> None:
         """Bind and serve; raises OSError when the address is taken."""
         if self._server is not None:
             return
-        handler = _handler_for(self._metrics)
-        server = ThreadingHTTPServer((self._settings.host, self._settings.port), handler)
-        server.daemon_threads = True
+        handler = _handler_for(self._metrics, self.health, self._settings)
+        server = _BoundedServer(
+            (self._settings.host, self._settings.port), handler, self._settings.max_connections
+        )
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.5},
             name="metrics-http", daemon=True)
         self._thread.start()
-        log.info("metrics on http://%s:%d/metrics", self._settings.host, self.port)
+        log.info("metrics on http://%s:%d/metrics (probes /livez, /readyz)",
+                 self._settings.host, self.port)
 
     def stop(self) -> None:
         server, self._server = self._server, None
@@ -80,35 +142,61 @@ class MetricsServer:
         self.stop()
 
 
-def _handler_for(metrics: ConnectorMetrics) -> type[BaseHTTPRequestHandler]:
+def _handler_for(
+    metrics: ConnectorMetrics, health: Health, settings: MetricsSettings
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "edoc-connector"
+        timeout = settings.request_timeout  # set on the socket by StreamRequestHandler
+        _deadline: threading.Timer | None = None
+
+        def setup(self) -> None:
+            super().setup()
+            # A client sending one byte just before each timeout would hold the thread for
+            # hours: past the deadline the socket is shut, which ends any read or write.
+            self._deadline = threading.Timer(settings.connection_deadline, self._cut)
+            self._deadline.daemon = True
+            self._deadline.start()
+
+        def _cut(self) -> None:
+            log.debug("metrics http: connection from %s past its deadline: closed",
+                      self.client_address[0])
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+
+        def finish(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+            with contextlib.suppress(OSError):
+                super().finish()
 
         def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
+            path = self.path.split("?", 1)[0].rstrip("/") or "/"
             if path == "/metrics":
                 encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
                 self._reply(200, content_type, encoder(metrics.registry))
-            elif path == "/healthz":
-                components = metrics.components()
-                healthy = all(components.values())
-                body = {
-                    "status": "ok" if healthy else "unavailable",
-                    "components": {k: "up" if v else "down" for k, v in sorted(components.items())},
-                }
-                self._reply(200 if healthy else 503, "application/json",
-                            json.dumps(body).encode())
+            elif path == "/livez":
+                self._report(health.live())
+            elif path in ("/readyz", "/healthz"):
+                self._report(health.ready())
             else:
                 self._reply(404, "text/plain; charset=utf-8",
-                            b"not found: try /metrics or /healthz\n")
+                            f"not found: try {', '.join(PATHS)}\n".encode())
+
+        def _report(self, report: Report) -> None:
+            self._reply(report.http_status, "application/json",
+                        json.dumps(report.body()).encode())
 
         def _reply(self, code: int, content_type: str, body: bytes) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            self.wfile.write(body)
+            try:
+                self.send_response(code)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(body)
+            except (TimeoutError, ConnectionError) as exc:
+                log.debug("metrics http: client gone while answering: %s", exc)
 
         def log_message(self, format: str, *args: Any) -> None:
             log.debug("metrics http: " + format, *args)

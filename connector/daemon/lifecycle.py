@@ -47,6 +47,10 @@ class Supervisor:
     def add(self, name: str, loop: WorkerLoop) -> None:
         self.workers.append(Worker(name, loop))
 
+    def workers_alive(self) -> dict[str, bool]:
+        """Worker name -> its thread is running (the liveness probe's view)."""
+        return {w.name: w.thread is not None and w.thread.is_alive() for w in self.workers}
+
     def _run_worker(self, worker: Worker) -> None:
         try:
             worker.loop(self.stop)

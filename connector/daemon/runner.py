@@ -44,4 +44,7 @@ def run(runtime: Runtime, *, install_signals: bool = True) -> int:
     agency = runtime.services.agency
     where = runtime.metrics_server.url if runtime.metrics_server else "metrics off"
     log.info("connector for %s (%s) running; %s", agency.organ_id, agency.organ_name, where)
-    return supervise(runtime).run(install_signals=install_signals)
+    supervisor = supervise(runtime)
+    if runtime.metrics_server is not None:
+        runtime.metrics_server.health.watch_workers(supervisor.workers_alive)  # /livez
+    return supervisor.run(install_signals=install_signals)

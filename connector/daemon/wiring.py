@@ -33,6 +33,7 @@ from connector.daemon.ports import Services, Timing
 from connector.daemon.retry import RetryPolicy
 from connector.edxml.model import Attachment, Organization
 from connector.errors import ConfigurationError
+from connector.health import Health, folder_writable
 from connector.interconnect.base import HubTransport
 from connector.interconnect.credentials import Secret
 from connector.interconnect.edoc_rest import EdocRestClient, EdocRestSettings
@@ -282,6 +283,7 @@ def build(
         ("xml_signer", xml_identity.certificate),
     ):
         metrics.set_certificate_expiry(role, certificate.not_valid_after_utc)
+    metrics.set_component_up("keys", True)  # loaded and usable (readiness probe)
     encryption = _encryption(config, trust)
     if encryption.decryption is not None:
         metrics.set_certificate_expiry(
@@ -347,7 +349,9 @@ def build(
     runtime = Runtime(config, services, metrics, closers=closers)
     if start_metrics and config.metrics.enabled:
         server = MetricsServer(
-            metrics, MetricsSettings(True, config.metrics.host, config.metrics.port)
+            metrics,
+            MetricsSettings(True, config.metrics.host, config.metrics.port),
+            _health(config, metrics),
         )
         try:
             server.start()
@@ -361,6 +365,15 @@ def build(
         runtime.metrics_server = server
         closers.append(server.stop)
     return runtime
+
+
+def _health(config: Config, metrics: ConnectorMetrics) -> Health:
+    """/readyz: the store, the local side, the hub, the keys and the certificates."""
+    local = "spool" if config.local.spool is not None else "broker"
+    health = Health(metrics, required=("store", local, "hub", "keys"))
+    if config.local.spool is not None:
+        health.add_check("spool", folder_writable(config.local.spool.root))
+    return health
 
 
 AT_RISK_WINDOW = 2 * 3600.0  # R6: a deadline this close counts as at risk
