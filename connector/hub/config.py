@@ -143,6 +143,8 @@ class HubConfig(_Strict):
     db: Path | None = None  # SQLite file; None = in memory (not durable)
     timestamp_window_seconds: int = Field(default=300, gt=0)
     max_package_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    max_connections: int = Field(default=64, ge=1)  # served at once; more get 503 and close
+    socket_timeout_seconds: float = Field(default=30.0, gt=0)  # per read/write, idle included
     accept_unknown_recipients: bool = False
     tls: TlsSettings | None = None
     accounts: list[Account] = Field(min_length=1)

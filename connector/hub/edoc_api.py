@@ -10,7 +10,10 @@ Answers: success ``{"code":"0","status":"True",...}``; refusals ``{"code":<route
 JSON array of ``{docId, organId}`` (organId = the sender), as the vendor's documentation
 shows. Routing, resend recognition and refusal rules are the router's, shared with VXP;
 REST v2 has no recipient parameter and no negative acknowledgement (``confirmReceived``
-removes a package from the caller's list). This module must not do HTTP or sleep.
+removes a package from the caller's list). ``sendDocument`` takes the package as the raw
+body or as the first part of a multipart body, with ``hash-edoc`` in the standard or the
+SDK's hex. Credentials are checked from the headers alone, before the server reads a
+body. This module must not do HTTP or sleep.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from email.message import Message
 from typing import Any
 
 from connector.hub.config import Account
+from connector.hub.multipart import boundary_of, parse_multipart
 from connector.hub.routing import Router
-from connector.hub.service import Answer, Refused
+from connector.hub.service import Answer, Caller, Refused
 from connector.interconnect import vxp_wire
 from connector.interconnect.credentials import Secret
 
@@ -49,10 +53,18 @@ class EdocRestService:
     def failure(self, code: str, description: str, http_status: int) -> Answer:
         return rest_fail(code, description, http_status)
 
+    def authenticate(self, call: str, headers: Message) -> Caller:
+        return Caller(self._authenticate(headers))
+
     def serve(
-        self, call: str, headers: Message, body: bytes, query: dict[str, list[str]]
+        self,
+        call: str,
+        caller: Caller,
+        headers: Message,
+        body: bytes,
+        query: dict[str, list[str]],
     ) -> tuple[Answer, str]:
-        account = self._authenticate(headers)
+        account = caller.account
         if call == "sendDocument":
             return self._send(account, headers, body), account.systemid
         if call == "getPendingDocIds":
@@ -91,6 +103,12 @@ class EdocRestService:
     def _send(self, account: Account, headers: Message, body: bytes) -> Answer:
         kind = _type(headers)
         claimed = _header(headers, "hash-edoc")
+        boundary = boundary_of(headers.get("Content-Type") or "")
+        if boundary is not None:
+            parts = list(parse_multipart(body, boundary).values())
+            if not parts:
+                return rest_fail("1000", "the multipart body has no part", 400)
+            body = parts[0]
         if len(body) > self.router.config.max_package_bytes:
             return rest_fail("413", "document too large", 413)
         if not vxp_wire.file_hash_matches(body, claimed):

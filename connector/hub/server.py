@@ -5,8 +5,15 @@ hands each request to the protocol owning its call name -- ``VxpService`` (VXP, 
 ``EdocRestService`` (eDoc REST v2, §2) -- and applies injected faults around it: latency
 and 5xx answers before anything is processed, connections dropped before processing (the
 request is lost) or after processing (the hub committed but the client never hears it).
-Requests are authenticated after the pre-processing faults, as behind a real overloaded
-front end.
+
+Bounds, before anything is buffered: a request is authenticated from its headers (HMAC or
+token) *before* its body is read -- a refused request is answered and its connection
+closed, at most ``_DRAIN_LIMIT`` bytes of its body read and discarded so the client can
+see the answer; the body of an accepted one must declare a length within the package
+limit (no chunked bodies). Every socket has a timeout (``socket_timeout_seconds``: a
+stalled or half-open client is dropped), and at most ``max_connections`` connections are
+served at once (more are answered 503 and closed). Faults are injected after
+authentication.
 
 The paths are the call names appended to any prefix, so the base URL (or the base URL plus
 ``/EdocService``) can be a client's ``endpoint`` directly. This module must not contain
@@ -39,6 +46,12 @@ from connector.hub.store import Delivery, HubStore, StoredPackage
 log = logging.getLogger(__name__)
 
 _MULTIPART_OVERHEAD = 64 * 1024
+_DRAIN_LIMIT = 1024 * 1024  # body bytes discarded after a refusal, so the client reads it
+_BUSY_BODY = b'{"status":"FAIL","ErrorCode":"503","ErrorDesc":"too many connections"}'
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+    b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(_BUSY_BODY), _BUSY_BODY)
+)
 
 
 @dataclass(frozen=True)
@@ -61,7 +74,34 @@ class _Server(ThreadingHTTPServer):
         self.open_sockets: set[socket.socket] = set()
         self.sockets_lock = threading.Lock()
         self.tls = _tls_context(emulator.config.tls) if emulator.config.tls else None
+        self.slots = threading.BoundedSemaphore(emulator.config.max_connections)
         super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve in a thread if a connection slot is free; otherwise 503 and close."""
+        if not self.slots.acquire(blocking=False):
+            log.warning(
+                "hub: %d connections already open; %s refused",
+                self.emulator.config.max_connections,
+                client_address,
+            )
+            with contextlib.suppress(OSError):
+                request.settimeout(1.0)
+                if self.tls is None:
+                    request.sendall(_BUSY)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         if self.tls is None:
@@ -69,6 +109,7 @@ class _Server(ThreadingHTTPServer):
             return
         # The TLS handshake runs here, in the connection's own thread, not the accept loop.
         try:
+            request.settimeout(self.emulator.config.socket_timeout_seconds)
             wrapped = self.tls.wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError) as exc:
             log.info("hub: TLS handshake with %s failed: %s", client_address, exc)
@@ -101,10 +142,11 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # answers are written in two parts: no 40 ms stalls
     server_version = "edoc-connector-hub/0.1"
-    timeout = 60  # idle keep-alive connections are closed after this
     server: _Server
 
     def setup(self) -> None:
+        # Every read and write of this connection times out (idle keep-alive included).
+        self.request.settimeout(self.server.emulator.config.socket_timeout_seconds)
         super().setup()
         with self.server.sockets_lock:
             self.server.open_sockets.add(self.connection)
@@ -138,6 +180,11 @@ class _Handler(BaseHTTPRequestHandler):
             answer = fail("404", f"no {method} call {call!r}", 404)
             self._finish(call, "", answer, "")
             return
+        try:
+            caller = api.authenticate(call, self.headers)
+        except Refused as refused:
+            self._refuse_unread(call, refused.answer)
+            return
         body = self._read_body(api, emulator.config.max_package_bytes + _MULTIPART_OVERHEAD)
         if body is None:
             return
@@ -151,18 +198,18 @@ class _Handler(BaseHTTPRequestHandler):
         if decision.action == "drop_before":
             self._drop(call, "", "drop_before")
             return
-        caller = ""
+        systemid = ""
         try:
-            answer, caller = api.serve(call, self.headers, body, parse_qs(query))
+            answer, systemid = api.serve(call, caller, self.headers, body, parse_qs(query))
         except Refused as refused:
             answer = refused.answer
         except Exception:
             log.exception("hub: %s failed", call)
             answer = api.failure("500", "internal error of the hub emulator", 500)
         if decision.action == "drop_after":
-            self._drop(call, caller, "drop_after")
+            self._drop(call, systemid, "drop_after")
             return
-        self._finish(call, caller, answer, "latency" if decision.delay_s else "")
+        self._finish(call, systemid, answer, "latency" if decision.delay_s else "")
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -182,18 +229,31 @@ class _Handler(BaseHTTPRequestHandler):
         if length > limit:
             self.close_connection = True
             self._send(api.failure("413", f"request larger than {limit} bytes", 413))
+            self._drain_or_close()
             return None
         return self.rfile.read(length)
 
+    def _refuse_unread(self, call: str, answer: Answer) -> None:
+        """Answer a refused request without buffering its body, then close."""
+        self.close_connection = True
+        self._finish(call, "", answer, "")
+        self._drain_or_close()
+
     def _drain_or_close(self) -> None:
+        """Discard a small unread body (so keep-alive stays in step); else close."""
         try:
             length = int(self.headers.get("Content-Length") or "0")
         except ValueError:
             length = -1
-        if 0 <= length <= 1024 * 1024:
-            self.rfile.read(length)
-        else:
+        if not 0 <= length <= _DRAIN_LIMIT:
             self.close_connection = True
+            return
+        with contextlib.suppress(OSError):
+            while length > 0:
+                chunk = self.rfile.read(min(length, 64 * 1024))
+                if not chunk:
+                    break
+                length -= len(chunk)
 
     def _drop(self, call: str, systemid: str, fault: str) -> None:
         """Close the connection without an answer (RST, as a crashed proxy would)."""

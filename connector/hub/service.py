@@ -1,6 +1,13 @@
 """The hub's VXP protocol (interconnect.md §1), independent of HTTP.
 
-Authentication by the XroadVnpt HMAC headers and the timestamp window; the account is
+It accepts what the official SDK sends (``../shared/interop/vxp-wire/``): ``sendEdoc``
+with the package as the raw body (any non-multipart Content-Type, the SDK's
+``application/octet-stream``) or as a multipart ``file_doc`` part; ``hash-file`` in the
+SDK's hex or the standard one, of the body or of its lines re-joined (the SDK uploads
+them with CRLF); ``docId`` or ``docid``; a timestamp in Vietnam time or UTC.
+
+Authentication (``authenticate``) uses the headers only, so the server runs it before it
+reads a body. Authentication by the XroadVnpt HMAC headers and the timestamp window; the account is
 bound to one OrganId, so a ``from`` parameter that is not the caller's OrganId gets HTTP
 403. Routing is ``routing.Router``'s (documented there); the optional ``to`` parameter is a
 JSON array of OrganIds that may only narrow the package's own recipients.
@@ -43,13 +50,30 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated caller: its account and the parameters its signature covers."""
+
+    account: Account
+    params: dict[str, str] = field(default_factory=dict)
+
+
 class Api(Protocol):
     """One protocol the emulator speaks; the server applies faults around ``serve``."""
 
     def methods(self, call: str) -> tuple[str, ...]: ...
 
+    def authenticate(self, call: str, headers: Message) -> Caller:
+        """Who calls, from the headers alone (no body read yet); raises ``Refused``."""
+        ...
+
     def serve(
-        self, call: str, headers: Message, body: bytes, query: dict[str, list[str]]
+        self,
+        call: str,
+        caller: Caller,
+        headers: Message,
+        body: bytes,
+        query: dict[str, list[str]],
     ) -> tuple[Answer, str]:
         """The answer and the caller's systemid; raises ``Refused`` to stop early."""
         ...
@@ -93,15 +117,18 @@ class VxpService:
         return fail(code, description, http_status)
 
     def serve(
-        self, call: str, headers: Message, body: bytes, query: dict[str, list[str]]
+        self,
+        call: str,
+        caller: Caller,
+        headers: Message,
+        body: bytes,
+        query: dict[str, list[str]],
     ) -> tuple[Answer, str]:
-        account, params = self.authenticate(headers.get, list(headers.keys()))
+        account, params = caller.account, caller.params
         files: dict[str, bytes] = {}
         if call == "sendEdoc":
             boundary = boundary_of(headers.get("Content-Type") or "")
-            if boundary is None:
-                raise Refused(fail("1000", "sendEdoc needs a multipart/form-data body", 400))
-            files = parse_multipart(body, boundary)
+            files = parse_multipart(body, boundary) if boundary else {"file_doc": body}
             data = files.get("file_doc")
             limit = self.config.max_package_bytes
             if data is not None and len(data) > limit:
@@ -110,7 +137,11 @@ class VxpService:
 
     # -- authentication -------------------------------------------------------------------
 
-    def authenticate(
+    def authenticate(self, call: str, headers: Message) -> Caller:
+        account, params = self.verify_headers(headers.get, list(headers.keys()))
+        return Caller(account, params)
+
+    def verify_headers(
         self, get_header: Callable[[str], str | None], header_names: Iterable[str]
     ) -> tuple[Account, dict[str, str]]:
         try:
@@ -166,7 +197,7 @@ class VxpService:
         if data is None:
             return fail("1000", "multipart part 'file_doc' is missing", 400)
         if not vxp_wire.file_hash_matches(data, claimed_hash):
-            return fail("1004", "hash-file does not match the SHA-256 of file_doc")
+            return fail("1004", "hash-file does not match the SHA-256 of the uploaded file")
         requested, problem = parse_recipients(params.get("to"))
         if problem:
             return fail("1005", problem)
@@ -202,7 +233,7 @@ class VxpService:
         return ok(data=data)
 
     def get_edoc(self, account: Account, params: dict[str, str]) -> Answer:
-        delivery_id = _required(params, "docId")
+        delivery_id = _doc_id(params)
         item = self.store.delivery(delivery_id, account.organ_id)
         package = self.store.package(item.doc_id) if item else None
         if package is None:
@@ -210,7 +241,7 @@ class VxpService:
         return ok(data=base64.b64encode(package.data).decode("ascii"))
 
     def update_status(self, account: Account, params: dict[str, str]) -> Answer:
-        delivery_id = params.get("docid") or _required(params, "docId")
+        delivery_id = _doc_id(params)
         status = _required(params, "status")
         if status not in ("done", "fail"):
             raise Refused(fail("1000", f"status must be done or fail, not {status!r}", 400))
@@ -253,6 +284,11 @@ def _required(params: dict[str, str], name: str) -> str:
     if value is None or value == "":
         raise Refused(fail("1000", f"signed parameter {name!r} is missing", 400))
     return value
+
+
+def _doc_id(params: dict[str, str]) -> str:
+    """``docId`` (the SDK's getEdoc) or ``docid`` (its updateStatus): either on either call."""
+    return params.get("docId") or _required(params, "docid")
 
 
 def _message_type(params: dict[str, str]) -> str:

@@ -1,5 +1,17 @@
 """The eDoc REST v2 client (interconnect.md §2, Bkav provincial hubs): a ``HubTransport``.
 
+Where the knowledge comes from: the vendor's notes and sample code summarised in
+interconnect.md §2 -- unlike VXP, no captured client shows what a Bkav hub takes on the
+wire. The points the notes leave open are therefore settings (``EdocRestSettings``) whose
+defaults are the notes' reading, documented in docs/hub-protocol.md:
+
+* body form of ``sendDocument``: ``upload="raw"`` (the ``.edxml`` as the body,
+  ``Content-Type: application/xml``) or ``"multipart"`` (one part named ``file_part``);
+* header names: ``organ_header`` ("organid"), ``token_header`` ("authorization"),
+  ``hash_header`` ("hash-edoc"), ``type_header`` ("type"), ``docid_header`` ("docid");
+* the hash form: ``hash_form="standard"`` (64-character hex) or ``"sdk"`` (the VXP SDK's
+  hex without zero padding).
+
 Every request carries ``organid`` (our OrganId) and ``authorization`` (the token the hub
 issued, a ``Secret``). Success is HTTP 2xx with ``code == "0"``; HTTP 401 (``code 9999``)
 is a configuration problem; other failures are classified by ``http_edge``.
@@ -24,7 +36,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -56,6 +68,16 @@ class EdocRestSettings:
     max_connections: int = 4
     user_agent: str = "edoc-connector/0.1 (eDoc REST v2)"
     allow_plain_http: bool = False
+    max_answer_bytes: int = http_edge.DEFAULT_MAX_ANSWER_BYTES
+    # The wire's variable points (from notes, not a captured client: see the module doc).
+    upload: Literal["raw", "multipart"] = "raw"
+    file_part: str = "file"
+    hash_form: Literal["standard", "sdk"] = "standard"
+    organ_header: str = "organid"
+    token_header: str = "authorization"
+    hash_header: str = "hash-edoc"
+    type_header: str = "type"
+    docid_header: str = "docid"
 
 
 class EdocRestClient:
@@ -66,6 +88,7 @@ class EdocRestClient:
     ) -> None:
         self._settings = settings
         edge = http_edge.open_edge(settings, transport)
+        self._edge = edge
         self._http, self._base, self._where = edge.http, edge.base, edge.where
         self._types: dict[str, MessageType] = {}
         self._types_lock = threading.Lock()
@@ -83,17 +106,16 @@ class EdocRestClient:
                 f"this eDoc account is {self._settings.organ_id}; it cannot send as {sender}",
                 reason="hub_forbidden",
             )
+        wire = self._settings
         digest = vxp_wire.file_hash(package)
-        answer = self._call(
-            "POST",
-            "sendDocument",
-            {
-                "type": _WIRE_TYPES[message_type],
-                "hash-edoc": digest,
-                "Content-Type": "application/xml",
-            },
-            content=package,
-        )
+        claimed = vxp_wire.sdk_file_hash(package) if wire.hash_form == "sdk" else digest
+        headers = {wire.type_header: _WIRE_TYPES[message_type], wire.hash_header: claimed}
+        if wire.upload == "multipart":
+            files = {wire.file_part: ("package.edxml", package, "application/xml")}
+            answer = self._call("POST", "sendDocument", headers, files=files)
+        else:
+            headers["Content-Type"] = "application/xml"
+            answer = self._call("POST", "sendDocument", headers, content=package)
         doc_id = _first(answer, "docId", "DocId", "docid", "id")
         if doc_id is None and isinstance(answer.get("data"), (str, int)):
             doc_id = answer["data"]
@@ -101,7 +123,10 @@ class EdocRestClient:
 
     def pending(self, message_type: MessageType) -> list[PendingItem]:
         answer = self._call(
-            "GET", "getPendingDocIds", {"type": _WIRE_TYPES[message_type]}, want_list=True
+            "GET",
+            "getPendingDocIds",
+            {self._settings.type_header: _WIRE_TYPES[message_type]},
+            want_list=True,
         )
         items = []
         for entry in _entries(answer, "getPendingDocIds", self._where):
@@ -124,7 +149,10 @@ class EdocRestClient:
     def fetch(self, doc_id: str) -> bytes:
         with self._types_lock:
             kind = self._types.get(doc_id, "edoc")
-        answer = self._call("POST", "getDocument", {"docid": doc_id, "type": _WIRE_TYPES[kind]})
+        wire = self._settings
+        answer = self._call(
+            "POST", "getDocument", {wire.docid_header: doc_id, wire.type_header: _WIRE_TYPES[kind]}
+        )
         return http_edge.document_bytes(
             answer, where=self._where, call="getDocument", doc_id=doc_id
         )
@@ -132,7 +160,7 @@ class EdocRestClient:
     def acknowledge(self, doc_id: str, ok: bool) -> None:
         if not ok:
             log.info("eDoc REST v2 has no negative acknowledgement; confirming %s", doc_id)
-        self._call("POST", "confirmReceived", {"docid": doc_id})
+        self._call("POST", "confirmReceived", {self._settings.docid_header: doc_id})
         with self._types_lock:
             self._types.pop(doc_id, None)
 
@@ -175,25 +203,22 @@ class EdocRestClient:
         headers: dict[str, str],
         *,
         content: bytes | None = None,
+        files: dict[str, tuple[str, bytes, str]] | None = None,
         params: dict[str, str] | None = None,
         want_list: bool = False,
     ) -> dict[str, Any]:
         where = f"hub {self._where} {call}"
         all_headers = {
-            "organid": self._settings.organ_id,
-            "authorization": self._settings.token.reveal().decode("utf-8"),
+            self._settings.organ_header: self._settings.organ_id,
+            self._settings.token_header: self._settings.token.reveal().decode("utf-8"),
             **headers,
         }
-        try:
-            response = self._http.request(
-                method,
-                f"{self._base}/{call}",
-                headers=all_headers,
-                content=content,
-                params=params,
-            )
-        except httpx.HTTPError as exc:
-            raise http_edge.transport_error(where, exc) from exc
+        request: dict[str, Any] = {"headers": all_headers, "params": params}
+        if files is not None:
+            request["files"] = files
+        else:
+            request["content"] = content
+        response = self._edge.exchange(method, f"{self._base}/{call}", where=where, **request)
         http_edge.check_status(where, response, _describe)
         if want_list:
             try:
@@ -234,11 +259,11 @@ def _errors(answer: dict[str, Any]) -> str:
     return text[: http_edge.MAX_DESCRIPTION]
 
 
-def _describe(response: httpx.Response) -> str:
+def _describe(response: http_edge.Reply) -> str:
     try:
         body = response.json()
     except ValueError:
         return response.reason_phrase or "no description"
     if isinstance(body, dict):
         return f"code {body.get('code', '?')}: {_errors(body)}"
-    return response.reason_phrase
+    return response.reason_phrase or "no description"

@@ -10,19 +10,30 @@ what can go wrong on the wire into the connector's typed errors:
 * HTTP 429 and 5xx -> UnavailableError; 408 -> TransientError
 * HTTP 401/403, TLS certificate refusals, redirects -> ConfigurationError
 * other HTTP 4xx -> PermanentError
+* an answer larger than the client's ``max_answer_bytes`` -> PermanentError
+  (``hub_answer_too_large``): the bound is enforced while the answer streams in, so a
+  huge answer costs at most the bound in memory, never its own size
 
-Messages name the call and the hub's host; they never contain headers or secrets. Each
-protocol client then checks its own success fields. This module must not know a protocol.
+Messages name the call, the hub's host and the cause in words (DNS lookup failed,
+connection refused, TLS certificate not trusted, connect/read/write timeout after N s,
+connection reset), never only an exception class; they never contain headers or
+secrets. A JSON error body under a non-2xx status is read for the hub's own words
+(``describe``) before the typed error is raised. Each protocol client then checks its own
+success fields. This module must not know a protocol.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import ipaddress
+import json
+import re
+import socket
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import httpx
@@ -37,6 +48,7 @@ from connector.errors import (
 from connector.interconnect.credentials import Secret
 
 MAX_DESCRIPTION = 300
+DEFAULT_MAX_ANSWER_BYTES = 96 * 1024 * 1024  # a 50 MB package in base64 inside JSON, and room
 
 
 class HttpOptions(Protocol):
@@ -66,6 +78,22 @@ class HttpOptions(Protocol):
     def user_agent(self) -> str: ...
     @property
     def allow_plain_http(self) -> bool: ...
+    @property
+    def max_answer_bytes(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A hub's HTTP answer, read whole but never beyond the client's bound."""
+
+    status_code: int
+    content: bytes
+    reason_phrase: str = ""
+    headers: dict[str, str] = field(default_factory=dict)  # lower-case names
+
+    def json(self) -> object:
+        """The decoded JSON body; raises ValueError if it is not JSON."""
+        return json.loads(self.content)
 
 
 @dataclass(frozen=True)
@@ -73,6 +101,46 @@ class Edge:
     http: httpx.Client
     base: str  # endpoint without a trailing slash; call paths are appended
     where: str  # the endpoint for messages: no user info, no query
+    max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES
+    timeouts: dict[str, float] = field(default_factory=dict)
+
+    def exchange(self, method: str, url: str, *, where: str, **request: object) -> Reply:
+        """Send one request and read its answer within ``max_answer_bytes``.
+
+        ``request`` goes to ``httpx.Client.stream`` (headers, content, files, params).
+        Failures to get an answer become typed errors naming the cause; an oversized
+        answer is cut off as soon as it passes the bound (or at once if its declared
+        length does), the connection dropped.
+        """
+        limit = self.max_answer_bytes
+        try:
+            with self.http.stream(method, url, **request) as response:  # type: ignore[arg-type]
+                declared = response.headers.get("Content-Length", "")
+                if declared.isdigit() and int(declared) > limit:
+                    raise _too_large(where, f"declares {declared} bytes", limit)
+                chunks: list[bytes] = []
+                size = 0
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > limit:
+                        raise _too_large(where, f"passed {size} bytes", limit)
+                    chunks.append(chunk)
+                return Reply(
+                    status_code=response.status_code,
+                    content=b"".join(chunks),
+                    reason_phrase=response.reason_phrase,
+                    headers={k.lower(): v for k, v in response.headers.items()},
+                )
+        except httpx.HTTPError as exc:
+            raise transport_error(where, exc, self.timeouts) from exc
+
+
+def _too_large(where: str, what: str, limit: int) -> PermanentError:
+    return PermanentError(
+        f"{where}: the answer {what}, more than the {limit} bytes allowed "
+        "(hub.max_answer_bytes); not read further",
+        reason="hub_answer_too_large",
+    )
 
 
 def open_edge(options: HttpOptions, transport: httpx.BaseTransport | None = None) -> Edge:
@@ -104,11 +172,27 @@ def open_edge(options: HttpOptions, transport: httpx.BaseTransport | None = None
         follow_redirects=False,
         transport=transport,
     )
-    return Edge(http=client, base=str(url).rstrip("/"), where=display(url))
+    return Edge(
+        http=client,
+        base=str(url).rstrip("/"),
+        where=display(url),
+        max_answer_bytes=options.max_answer_bytes,
+        timeouts={
+            "connect": options.connect_timeout,
+            "read": options.read_timeout,
+            "write": options.write_timeout,
+            "pool": options.pool_timeout,
+        },
+    )
 
 
-def transport_error(where: str, exc: httpx.HTTPError) -> ConnectorError:
-    """The typed error for a request that got no HTTP answer; ``where`` names hub and call."""
+def transport_error(
+    where: str, exc: httpx.HTTPError, timeouts: dict[str, float] | None = None
+) -> ConnectorError:
+    """The typed error for a request that got no HTTP answer; ``where`` names hub and call.
+
+    The message says what happened in words (``cause``), not only the exception class.
+    """
     tls_problem = _tls_refusal(exc)
     if tls_problem:
         return ConfigurationError(
@@ -116,27 +200,92 @@ def transport_error(where: str, exc: httpx.HTTPError) -> ConnectorError:
             "and our client certificate",
             reason="hub_tls",
         )
+    why = cause(exc, timeouts or {})
     if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
-        return UnavailableError(
-            f"{where}: cannot connect ({type(exc).__name__})", reason="hub_unreachable"
-        )
+        return UnavailableError(f"{where}: cannot connect: {why}", reason="hub_unreachable")
     if isinstance(exc, httpx.TimeoutException):
-        return TransientError(
-            f"{where}: no answer in time ({type(exc).__name__}); outcome unknown",
-            reason="hub_timeout",
-        )
+        return TransientError(f"{where}: {why}; outcome unknown", reason="hub_timeout")
     if isinstance(exc, (httpx.UnsupportedProtocol, httpx.ProxyError)):
-        return ConfigurationError(f"{where}: {exc}", reason="hub_endpoint")
+        return ConfigurationError(f"{where}: {why}", reason="hub_endpoint")
     # The request went out (or partly): whether the hub processed it is unknown.
     return TransientError(
-        f"{where}: connection lost ({type(exc).__name__}); outcome unknown",
-        reason="hub_connection_lost",
+        f"{where}: connection lost: {why}; outcome unknown", reason="hub_connection_lost"
     )
 
 
-def check_status(
-    where: str, response: httpx.Response, describe: Callable[[httpx.Response], str]
-) -> None:
+_TIMEOUT_PHASES: tuple[tuple[type[httpx.TimeoutException], str, str], ...] = (
+    (httpx.ConnectTimeout, "connect", "no connection established"),
+    (httpx.ReadTimeout, "read", "no answer"),
+    (httpx.WriteTimeout, "write", "the request could not be sent"),
+    (httpx.PoolTimeout, "pool", "no free connection in our pool"),
+)
+
+
+def cause(exc: BaseException, timeouts: dict[str, float]) -> str:
+    """What went wrong on the wire, in words: DNS, refused, reset, TLS, which timeout."""
+    for kind, phase, what in _TIMEOUT_PHASES:
+        if isinstance(exc, kind):
+            limit = timeouts.get(phase)
+            after = f" within {limit:g} s" if limit is not None else ""
+            return f"{phase} timeout: {what}{after} ({type(exc).__name__})"
+    seen: BaseException | None = exc
+    while seen is not None:
+        words = _os_cause(seen)
+        if words:
+            return f"{words} ({type(exc).__name__})"
+        seen = seen.__cause__ or seen.__context__
+    detail = _detail(str(exc))
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return f"the hub closed the connection or broke the protocol: {detail}"
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+
+
+def _os_cause(exc: BaseException) -> str | None:
+    if isinstance(exc, socket.gaierror):
+        return f"DNS lookup failed: {exc.strerror or exc}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS verification failed: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS failed: {exc.reason or exc}"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (nothing listens on that port, or a firewall refuses)"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset by the peer"
+    if isinstance(exc, OSError) and exc.errno is not None:
+        name = errno.errorcode.get(exc.errno, str(exc.errno))
+        return f"{exc.strerror or 'system error'} ({name})"
+    text = str(exc)
+    # httpcore re-raises socket errors as text only: recognise the usual ones.
+    for marker, words in _TEXT_CAUSES:
+        if marker.search(text):
+            return f"{words}: {_detail(text)}"
+    return None
+
+
+_TEXT_CAUSES = (
+    (
+        re.compile(
+            r"Name or service not known|nodename nor servname|getaddrinfo|"
+            r"Temporary failure in name resolution|No address associated",
+            re.I,
+        ),
+        "DNS lookup failed",
+    ),
+    (re.compile(r"Connection refused|Errno 111", re.I), "connection refused"),
+    (
+        re.compile(r"CERTIFICATE_VERIFY_FAILED|certificate verify failed", re.I),
+        "TLS verification failed",
+    ),
+    (re.compile(r"Connection reset|Errno 104", re.I), "connection reset by the peer"),
+    (re.compile(r"Network is unreachable|No route to host", re.I), "network unreachable"),
+)
+
+
+def _detail(text: str) -> str:
+    return " ".join(text.split())[:MAX_DESCRIPTION]
+
+
+def check_status(where: str, response: Reply, describe: Callable[[Reply], str]) -> None:
     """Raise the typed error for a non-2xx answer; ``describe`` extracts the hub's words."""
     code = response.status_code
     if code < 300:
@@ -147,7 +296,7 @@ def check_status(
             reason="hub_auth" if code == 401 else "hub_forbidden",
         )
     if code == 429 or code >= 500:
-        retry_after = response.headers.get("Retry-After")
+        retry_after = response.headers.get("retry-after")
         hint = f" (Retry-After {retry_after})" if retry_after else ""
         raise UnavailableError(
             f"{where}: HTTP {code}{hint}: {describe(response)}",
@@ -157,14 +306,14 @@ def check_status(
         raise TransientError(f"{where}: HTTP 408 request timeout", reason="hub_timeout")
     if code < 400:
         raise ConfigurationError(
-            f"{where}: HTTP {code} redirect to {response.headers.get('Location', '?')}; "
+            f"{where}: HTTP {code} redirect to {response.headers.get('location', '?')}; "
             "fix the endpoint",
             reason="hub_endpoint",
         )
     raise PermanentError(f"{where}: HTTP {code}: {describe(response)}", reason="hub_rejected")
 
 
-def json_object(where: str, response: httpx.Response) -> dict[str, object]:
+def json_object(where: str, response: Reply) -> dict[str, object]:
     """The answer's JSON object; a 2xx without one leaves the outcome unknown (transient)."""
     try:
         answer = response.json()
@@ -239,15 +388,21 @@ def text(value: object) -> str:
 
 
 def document_bytes(answer: dict[str, object], *, where: str, call: str, doc_id: str) -> bytes:
-    """The package in a get-document answer (base64 in ``data``); TransientError if unusable."""
+    """The package in a get-document answer (base64 in ``data``); TransientError if unusable.
+
+    Read as the SDK reads it: line breaks and other whitespace inside the base64 (MIME
+    style, 76-character lines) are ignored; any other non-alphabet character is refused.
+    """
     data = answer.get("data")
-    if not isinstance(data, str) or not data:
+    if not isinstance(data, str) or not data.strip():
         raise TransientError(
             f"hub {where} returned no content for {call} {doc_id}", reason="hub_bad_response"
         )
+    compact = "".join(data.split())
     try:
-        return base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
+        return base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError) as exc:
         raise TransientError(
-            f"hub {where} returned invalid base64 for {call} {doc_id}", reason="hub_bad_response"
+            f"hub {where} returned invalid base64 for {call} {doc_id}: {exc}",
+            reason="hub_bad_response",
         ) from None

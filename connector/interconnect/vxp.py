@@ -1,5 +1,18 @@
 """The VXP client (interconnect.md §1): a ``HubTransport`` over the VNPT "XroadVnpt" API.
 
+On the wire it is the official SDK (SDKVXP 2.0.1, captured in ``../shared/interop/
+vxp-wire/``): ``sendEdoc`` uploads the ``.edxml`` as the raw body (``application/
+octet-stream``; ``upload="multipart"`` sends a ``file_doc`` part instead, for hubs that
+want it) with the SDK's ``hash-file`` hex; list calls and ``getAgenciesList`` have an empty
+body, ``getEdoc`` and ``updateStatus`` ``{}``; ``getEdoc`` signs ``docId`` and ``filePath``,
+``updateStatus`` ``docid``; keys are signed in the SDK's order per call; the User-Agent is
+the SDK's. One deliberate difference: the package bytes travel exactly as built (the SDK
+re-joins the file's lines with CRLF); its hash matches the body either way.
+
+Answers are read as the SDK reads them: ``ErrorCode`` decides (with ``status`` when
+present), a JSON error body under a non-2xx status gives the hub's words, base64 with
+line breaks decodes; answers are bounded by ``max_answer_bytes`` while they stream in.
+
 It signs every call with the account's HMAC secret, talks HTTPS with certificate
 verification (and a client certificate when the hub requires one) through a bounded
 connection pool, and translates every failure into the connector's typed errors at this
@@ -17,7 +30,7 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -29,7 +42,12 @@ from connector.interconnect.credentials import Secret
 log = logging.getLogger(__name__)
 
 SERVICE_TYPE = "eDoc"
-DEFAULT_USER_AGENT = f"edoc-connector/0.1 (XroadVnpt {vxp_wire.PROTOCOL_VERSION})"
+DEFAULT_USER_AGENT = vxp_wire.SDK_USER_AGENT  # hubs may filter on it; the SDK's is proven
+JSON = "application/json"
+OCTET_STREAM = "application/octet-stream"
+MULTIPART = "multipart/form-data"
+_EMPTY = b""
+_EMPTY_OBJECT = b"{}"
 
 
 @dataclass(frozen=True)
@@ -51,6 +69,9 @@ class VxpSettings:
     user_agent: str = DEFAULT_USER_AGENT
     # Plain http is accepted for loopback hosts (the emulator); anything else needs this.
     allow_plain_http: bool = False
+    upload: Literal["raw", "multipart"] = "raw"  # sendEdoc body: raw as the SDK, or file_doc
+    file_path: str = "xml"  # the SDK's signed getEdoc filePath (its local save folder)
+    max_answer_bytes: int = http_edge.DEFAULT_MAX_ANSWER_BYTES
 
 
 class VxpClient:
@@ -59,6 +80,7 @@ class VxpClient:
     def __init__(self, settings: VxpSettings, *, transport: httpx.BaseTransport | None = None):
         self._settings = settings
         edge = http_edge.open_edge(settings, transport)
+        self._edge = edge
         self._http, self._base, self._where = edge.http, edge.base, edge.where
 
     # -- HubTransport -------------------------------------------------------------------
@@ -78,9 +100,12 @@ class VxpClient:
         ]
         if to:
             params.append(("to", json.dumps(list(to), separators=(",", ":"))))
-        params.append(("hash-file", vxp_wire.file_hash(package)))
-        files = {"file_doc": ("package.edxml", package, "application/xml")}
-        answer = self._call("sendEdoc", params, "multipart/form-data", files=files)
+        params.append(("hash-file", vxp_wire.sdk_file_hash(package)))
+        if self._settings.upload == "multipart":
+            files = {"file_doc": ("package.edxml", package, "application/xml")}
+            answer = self._call("sendEdoc", params, MULTIPART, files=files)
+        else:
+            answer = self._call("sendEdoc", params, OCTET_STREAM, body=package)
         doc_id = answer.get("DocId")
         if not isinstance(doc_id, (str, int)) or str(doc_id) == "":
             raise TransientError(
@@ -93,6 +118,7 @@ class VxpClient:
         answer = self._call(
             "getReceivedEdocList",
             [("servicetype", SERVICE_TYPE), ("messagetype", message_type)],
+            body=_EMPTY,
         )
         items: list[PendingItem] = []
         for entry in _data_list(answer, "getReceivedEdocList", self._where):
@@ -114,14 +140,14 @@ class VxpClient:
         return items
 
     def fetch(self, doc_id: str) -> bytes:
-        answer = self._call("getEdoc", [("docId", doc_id)])
+        answer = self._call("getEdoc", [("docId", doc_id), ("filePath", self._settings.file_path)])
         return http_edge.document_bytes(answer, where=self._where, call="getEdoc", doc_id=doc_id)
 
     def acknowledge(self, doc_id: str, ok: bool) -> None:
         self._call("updateStatus", [("docid", doc_id), ("status", "done" if ok else "fail")])
 
     def directory(self) -> list[Agency]:
-        answer = self._call("getAgenciesList", [])
+        answer = self._call("getAgenciesList", [], body=_EMPTY)
         agencies = []
         for entry in _data_list(answer, "getAgenciesList", self._where):
             code = _text(entry.get("code"))
@@ -172,55 +198,73 @@ class VxpClient:
         self,
         call: str,
         params: Iterable[tuple[str, str]],
-        content_type: str = "application/json",
+        content_type: str = JSON,
         *,
+        body: bytes = _EMPTY_OBJECT,
         files: dict[str, tuple[str, bytes, str]] | None = None,
     ) -> dict[str, Any]:
+        """One signed request; ``body`` as given (``{}`` by default), or ``files`` as multipart."""
         try:
-            headers = vxp_wire.sign(
+            signed = vxp_wire.sign(
                 params,
                 systemid=self._settings.systemid,
                 secret=self._settings.secret,
                 content_type=content_type,
+                call=call,
             )
         except ValueError as exc:
             raise PermanentError(f"{call}: {exc}", reason="bad_parameter") from None
         started = time.monotonic()
+        where = f"hub {self._where} {call}"
         url = f"{self._base}/{call}"
-        try:
-            if files is not None:
-                response = self._http.post(url, headers=headers, files=files)
-            else:
-                headers["Content-Type"] = "application/json"
-                response = self._http.post(url, headers=headers, content=b"{}")
-        except httpx.HTTPError as exc:
-            raise http_edge.transport_error(f"hub {self._where} {call}", exc) from exc
+        if files is not None:
+            # httpx writes the multipart Content-Type itself (with its boundary).
+            reply = self._edge.exchange("POST", url, where=where, headers=signed, files=files)
+        else:
+            headers = {"Content-Type": content_type, **signed}
+            reply = self._edge.exchange("POST", url, where=where, headers=headers, content=body)
         log.debug(
             "hub %s %s -> HTTP %d in %.0f ms",
             self._where,
             call,
-            response.status_code,
+            reply.status_code,
             (time.monotonic() - started) * 1000,
         )
-        return self._check_answer(call, response)
+        return self._check_answer(where, reply)
 
-    def _check_answer(self, call: str, response: httpx.Response) -> dict[str, Any]:
-        where = f"hub {self._where} {call}"
-        http_edge.check_status(where, response, _describe)
-        answer = http_edge.json_object(where, response)
-        status = _text(answer.get("status"))
-        error_code = _text(answer.get("ErrorCode"))
-        if status.upper() != "OK" or error_code != "0":
+    def _check_answer(self, where: str, reply: http_edge.Reply) -> dict[str, Any]:
+        http_edge.check_status(where, reply, _describe)
+        answer = http_edge.json_object(where, reply)
+        if not succeeded(answer):
+            code = _text(answer.get("ErrorCode")) or "?"
+            status = _text(answer.get("status"))
             description = _text(answer.get("ErrorDesc"))[: http_edge.MAX_DESCRIPTION]
+            if "ErrorCode" not in answer and "status" not in answer:
+                raise TransientError(
+                    f"{where}: the answer has neither ErrorCode nor status; outcome unknown",
+                    reason="hub_bad_response",
+                )
             raise PermanentError(
-                f"{where} refused: ErrorCode {error_code or '?'}: "
-                f"{description or 'no description'}",
+                f"{where} refused: ErrorCode {code}: {description or 'no description'}"
+                f"{f' (status {status})' if status else ''}",
                 reason="hub_refused",
             )
         return answer
 
 
-def _describe(response: httpx.Response) -> str:
+def succeeded(answer: dict[str, Any]) -> bool:
+    """As the SDK reads an answer: ``ErrorCode`` "0" decides; ``status``, when present,
+    must be OK. An answer with only ``status: OK`` (no ErrorCode) also succeeds."""
+    status = answer.get("status")
+    if status is not None and _text(status).strip().upper() != "OK":
+        return False
+    if "ErrorCode" in answer:
+        return _text(answer.get("ErrorCode")).strip() == "0"
+    return status is not None
+
+
+def _describe(response: http_edge.Reply) -> str:
+    """The hub's own words in an error answer (JSON ErrorCode/status/ErrorDesc), if any."""
     try:
         body = response.json()
     except ValueError:
@@ -228,9 +272,9 @@ def _describe(response: httpx.Response) -> str:
     if isinstance(body, dict):
         desc = body.get("ErrorDesc") or body.get("error") or body.get("message") or ""
         code = body.get("ErrorCode")
-        text = f"{code}: {desc}" if code not in (None, "") else str(desc)
-        return text[: http_edge.MAX_DESCRIPTION] or response.reason_phrase
-    return response.reason_phrase
+        text = f"ErrorCode {code}: {desc}" if code not in (None, "") else str(desc)
+        return text[: http_edge.MAX_DESCRIPTION] or response.reason_phrase or "no description"
+    return response.reason_phrase or "no description"
 
 
 def _data_list(answer: dict[str, Any], call: str, where: str) -> list[dict[str, Any]]:

@@ -52,8 +52,9 @@ def test_send_without_file_part_or_multipart(hub: HubEmulator) -> None:
     headers = _signed(params, "multipart/form-data")
     no_file = httpx.post(f"{hub.url}/sendEdoc", headers=headers, files={"other": ("x", b"1")})
     assert no_file.status_code == 400 and "file_doc" in no_file.text
-    not_multipart = httpx.post(f"{hub.url}/sendEdoc", headers=_signed(params), content=b"{}")
-    assert not_multipart.status_code == 400
+    # Not multipart: the raw body is the package (as the SDK sends it); "00" is not its hash.
+    raw = httpx.post(f"{hub.url}/sendEdoc", headers=_signed(params), content=b"{}")
+    assert raw.status_code == 200 and raw.json()["ErrorCode"] == "1004"
 
 
 def test_oversized_package_is_refused_with_413(tmp_path: Path) -> None:

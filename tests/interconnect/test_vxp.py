@@ -173,13 +173,15 @@ def _restamp(request: httpx.Request) -> None:
     from connector.timeutil import VN_TZ
 
     keys = request.headers["XroadVnpt-sign-header-key"].split(";")
-    params = [(k, request.headers[f"XroadVnpt-{k}"]) for k in keys[3:]]
+    common = ("timestamp", "systemid", "Content-Type")
+    params = [(k, request.headers[f"XroadVnpt-{k}"]) for k in keys if k not in common]
     fresh = w.sign(
         params,
         systemid=SYSTEMS[A],
         secret=SECRETS[SYSTEMS[A]],
         content_type=request.headers["XroadVnpt-Content-Type"],
         now=dt.datetime.now(VN_TZ) - dt.timedelta(hours=1),
+        call="getReceivedEdocList",
     )
     request.headers.update(fresh)
 
@@ -396,12 +398,25 @@ def test_request_carries_the_sdk_headers(hub: HubEmulator) -> None:
         client.send(edoc_bytes(), message_type="edoc", sender=A, to=[B])
     request = seen[0]
     assert request.headers["XroadVnpt-version"] == "3.0.201608"
-    assert request.headers["User-Agent"].startswith("edoc-connector/")
+    assert request.headers["User-Agent"] == "JAVASDKAgent/1.0.0 XRoad/VPCP"
     assert request.headers["XroadVnpt-to"] == f'["{B}"]'
     assert request.headers["XroadVnpt-sign-header-key"] == (
-        "timestamp;systemid;Content-Type;from;servicetype;messagetype;to;hash-file"
+        "systemid;servicetype;messagetype;hash-file;from;to;timestamp;Content-Type"
     )
-    assert request.headers["Content-Type"].startswith("multipart/form-data; boundary=")
+    assert request.headers["Content-Type"] == "application/octet-stream"
+
+
+def test_multipart_upload_stays_available(hub: HubEmulator) -> None:
+    seen: list[httpx.Request] = []
+    settings = VxpSettings(
+        endpoint=hub.url, systemid=SYSTEMS[A], secret=SECRETS[SYSTEMS[A]], upload="multipart"
+    )
+    package = edoc_bytes()
+    with VxpClient(settings, transport=_Tampering(seen.append)) as client:
+        doc_id = client.send(package, message_type="edoc", sender=A)
+    assert seen[0].headers["Content-Type"].startswith("multipart/form-data; boundary=")
+    assert seen[0].headers["XroadVnpt-Content-Type"] == "multipart/form-data"
+    assert [p.data for p in hub.packages() if p.doc_id == doc_id] == [package]
 
 
 # -- classification of answers, without a hub --------------------------------------------
