@@ -185,6 +185,17 @@ class ZipAttachments(Section):
         return self.peers.get(organ_id, self.default)
 
 
+class HubRestWire(Section):
+    """The eDoc REST v2 wire's variable points (known from vendor notes, not a captured
+    client; docs/hub-protocol.md): header names and the ``hash-edoc`` hex form."""
+
+    hash_form: Literal["standard", "sdk"] = "standard"
+    organ_header: str = Field(default="organid", min_length=1)
+    token_header: str = Field(default="authorization", min_length=1)
+    hash_header: str = Field(default="hash-edoc", min_length=1)
+    file_part: str = Field(default="file", min_length=1)  # with upload: multipart
+
+
 class HubConfig(Section):
     """The interconnect hub. ``vxp``: the national axis protocol (the hub emulator speaks it
     too), account ``systemid`` + HMAC secret. ``edoc-rest``: a Bkav eDoc REST v2 provincial
@@ -200,6 +211,12 @@ class HubConfig(Section):
     max_connections: int = Field(default=4, ge=1)
     allow_plain_http: bool = False  # http:// to a host other than loopback
     zip_attachments: ZipAttachments = ZipAttachments()
+    # The package upload: "raw" body as the VXP SDK sends it, or a multipart part.
+    upload: Literal["raw", "multipart"] = "raw"
+    # Largest hub answer read (a getEdoc answer carries the package in base64): enforced
+    # while the answer streams in.
+    max_answer_bytes: int = Field(default=96 * 1024 * 1024, ge=64 * 1024)
+    rest: HubRestWire = HubRestWire()
 
     @field_validator("endpoint")
     @classmethod

@@ -169,10 +169,14 @@ def _hub(config: Config) -> HubTransport:
         pool_timeout=hub.timeouts.pool,
         max_connections=hub.max_connections,
         allow_plain_http=hub.allow_plain_http,
+        upload=hub.upload,
+        max_answer_bytes=hub.max_answer_bytes,
     )
     if hub.type == "edoc-rest":
         return EdocRestClient(
-            EdocRestSettings(organ_id=config.agency.organ_id, token=secret, **common)
+            EdocRestSettings(
+                organ_id=config.agency.organ_id, token=secret, **common, **hub.rest.model_dump()
+            )
         )
     return VxpClient(VxpSettings(systemid=hub.systemid, secret=secret, **common))
 
