@@ -20,6 +20,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -310,6 +311,13 @@ class KeySource:
             self.key, self.cert, self.chain,
             password_env=self.password_env, password_file=self.password_file,
         )
+
+
+class IdentitySource(Protocol):
+    """Anything that loads a signing identity: a :class:`KeySource` (files) or a
+    :class:`connector.trust.pkcs11_keys.TokenKeySource` (a key in a PKCS#11 token)."""
+
+    def load(self) -> SigningIdentity: ...
 
 
 def clear_cache() -> None:

@@ -21,7 +21,7 @@ import enum
 from dataclasses import dataclass, field
 
 from connector.errors import PermanentError
-from connector.trust.keys import KeySource, SigningIdentity
+from connector.trust.keys import IdentitySource, SigningIdentity
 from connector.trust.pdf_seal import StampOptions, seal_pdf
 from connector.trust.pdf_verify import PdfReport, verify_pdf
 from connector.trust.truststore import SignerKind, TrustStore, organ_id_of
@@ -67,7 +67,7 @@ def _seals(report: PdfReport) -> tuple[str | None, ...]:
 def seal_outbound(
     data: bytes,
     role: Role,
-    seal: SigningIdentity | KeySource,
+    seal: SigningIdentity | IdentitySource,
     trust: TrustStore,
     policy: PdfPolicy = OUTBOUND_DEFAULT,
     *,
@@ -87,7 +87,7 @@ def seal_outbound(
     wanted = policy.main_requires_seal if role is Role.MAIN else policy.attachments_require_seal
     if not wanted:
         return data
-    identity = seal.load() if isinstance(seal, KeySource) else seal
+    identity = seal if isinstance(seal, SigningIdentity) else seal.load()
     if organ_id_of(identity.certificate) in _seals(report):
         return data
     return seal_pdf(data, identity, stamp=policy.stamp)

@@ -6,8 +6,9 @@ time in ISO 8601 with Vietnam's offset, or an invisible signature. :func:`sign_p
 for any identity (personal signatures in tests and demos).
 
 Both are plain functions over bytes so that the daemon can run them in a worker pool: pass a
-:class:`~connector.trust.keys.KeySource` (picklable; each worker process loads the key once and
-keeps it) or an already loaded :class:`~connector.trust.keys.SigningIdentity`.
+:class:`~connector.trust.keys.KeySource` or a :class:`~connector.trust.pkcs11_keys.TokenKeySource`
+(picklable; each worker process loads the key once and keeps it, or opens its own token
+session) or an already loaded :class:`~connector.trust.keys.SigningIdentity`.
 This module must not decide whether a document may be sealed (that is :mod:`pdf_policy`) nor
 verify signatures (:mod:`pdf_verify`).
 """
@@ -37,7 +38,7 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from connector.errors import ConfigurationError, PermanentError
 from connector.timeutil import now_vn
-from connector.trust.keys import KeySource, SigningIdentity
+from connector.trust.keys import IdentitySource, SigningIdentity
 from connector.trust.truststore import organ_id_of
 
 SEAL_FIELD_PREFIX = "OrganisationSeal"
@@ -93,16 +94,19 @@ def _asn1_cert(certificate: object) -> asn1_x509.Certificate:
     return asn1_x509.Certificate.load(certificate.public_bytes(serialization.Encoding.DER))
 
 
-_signers: dict[int, tuple[SigningIdentity, CachedKeySigner]] = {}
+_signers: dict[int, tuple[SigningIdentity, signers.Signer]] = {}
 _signers_lock = threading.Lock()
 
 
-def signer_for(identity: SigningIdentity) -> CachedKeySigner:
-    """The (process-wide, reused) pyHanko signer of a loaded identity."""
+def signer_for(identity: SigningIdentity) -> signers.Signer:
+    """The (process-wide, reused) pyHanko signer of a loaded identity: pyHanko's PKCS#11
+    signer when the key is in a token (:mod:`pkcs11_pdf`), else :class:`CachedKeySigner`."""
+    from connector.trust.pkcs11_pdf import pdf_signer
+
     with _signers_lock:
         entry = _signers.get(id(identity))
         if entry is None or entry[0] is not identity:
-            entry = (identity, CachedKeySigner(identity))
+            entry = (identity, pdf_signer(identity) or CachedKeySigner(identity))
             _signers[id(identity)] = entry
         return entry[1]
 
@@ -188,7 +192,7 @@ def _stamp_box(writer: IncrementalPdfFileWriter, page_index: int) -> tuple[int, 
 
 def sign_pdf(
     data: bytes,
-    signer: SigningIdentity | KeySource,
+    signer: SigningIdentity | IdentitySource,
     *,
     field_prefix: str = "Signature",
     stamp: StampOptions | None = None,
@@ -200,7 +204,7 @@ def sign_pdf(
     Raises PermanentError ``pdf_unreadable`` if the input is not a PDF pyHanko can update
     (e.g. encrypted), ``pdf_sign_failed`` if signing fails.
     """
-    identity = signer.load() if isinstance(signer, KeySource) else signer
+    identity = signer if isinstance(signer, SigningIdentity) else signer.load()
     stamp = stamp or StampOptions()
     try:
         writer = IncrementalPdfFileWriter(io.BytesIO(data), strict=False)
@@ -247,7 +251,7 @@ def sign_pdf(
 
 def seal_pdf(
     data: bytes,
-    seal: SigningIdentity | KeySource,
+    seal: SigningIdentity | IdentitySource,
     *,
     stamp: StampOptions | None = None,
     organisation_name: str | None = None,
@@ -257,7 +261,7 @@ def seal_pdf(
     The stamp shows ``organisation_name`` (default: the certificate's organisation name) and the
     signing time, e.g. ``2025-03-01T09:30:00+07:00``.
     """
-    identity = seal.load() if isinstance(seal, KeySource) else seal
+    identity = seal if isinstance(seal, SigningIdentity) else seal.load()
     name = organisation_name or _organisation_name(identity)
     organ_id = organ_id_of(identity.certificate)
     reason = f"Organisation seal {organ_id}" if organ_id else "Organisation seal"

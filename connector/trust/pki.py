@@ -91,6 +91,7 @@ class DemoPki:
     untrusted_root_cert: Path
     untrusted: KeyPair  # agency A seal subject, issued by the untrusted root
     untrusted_dir: Path = field(default=Path())  # a trust folder holding only the untrusted root
+    intermediate_key: Path = field(default=Path())  # signing CA key: issue_seal_certificate
 
     def agency(self, organ_id: str) -> AgencyPki:
         return self.agencies[organ_id]
@@ -288,6 +289,7 @@ def create_demo_pki(
     _write_cert(trust_dir / "root.pem", root_cert)
     chain_path = ca_dir / "intermediate.pem"
     _write_cert(chain_path, inter_cert)
+    _write_key(ca_dir / "intermediate.key", inter_key)  # demo only: certificates for token keys
 
     def issue(path_stem: Path, subject: x509.Name, *, use_rsa: bool = False,
               issuer: _Issuer = inter, **kwargs: object) -> KeyPair:
@@ -357,4 +359,28 @@ def create_demo_pki(
         trust_dir=trust_dir, crl_dir=crl_dir, agencies=agency_files, revoked=revoked,
         expired=expired, wrong_usage=wrong_usage, untrusted_root_cert=untrusted_root_path,
         untrusted=untrusted, untrusted_dir=untrusted_dir,
+        intermediate_key=ca_dir / "intermediate.key",
     )
+
+
+def issue_seal_certificate(
+    pki: DemoPki, agency: DemoAgency, public_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey
+) -> x509.Certificate:
+    """An organisation seal certificate from the demo signing CA for a key made elsewhere
+    (e.g. inside a PKCS#11 token, whose private key cannot be read)."""
+    inter_key = serialization.load_pem_private_key(pki.intermediate_key.read_bytes(), None)
+    assert isinstance(inter_key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey)
+    inter = _Issuer(inter_key, x509.load_pem_x509_certificate(pki.intermediate_cert.read_bytes()))
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    return _build(_seal_subject(agency), _PublicOnly(public_key), inter, now=now,  # type: ignore[arg-type]
+                  usage=_SIGNING, policy=ORGANISATION_SEAL_POLICY, crl_name="intermediate.crl")
+
+
+class _PublicOnly:
+    """What :func:`_build` needs of a subject key when only its public half is known."""
+
+    def __init__(self, public_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey) -> None:
+        self._public = public_key
+
+    def public_key(self) -> rsa.RSAPublicKey | ec.EllipticCurvePublicKey:
+        return self._public
