@@ -231,7 +231,10 @@ def _business(writer: _Writer, business: Business) -> None:
             for receiver in info.receivers:
                 writer.open("Receiver")
                 writer.leaf("OrganId", receiver.organ_id)
-                writer.leaf("ReceiverType", int(receiver.receiver_type))
+                writer.leaf(
+                    "ReceiverType",
+                    None if receiver.receiver_type is None else int(receiver.receiver_type),
+                )
                 writer.close("Receiver")
             writer.close("ReceiverList")
         writer.close("BussinessDocumentInfo")

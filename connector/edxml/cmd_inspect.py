@@ -1,19 +1,18 @@
 """``connector inspect FILE``: a readable summary of an edXML package (edoc or status).
 
 Prints kind, DocumentId, sender and recipients, code, subject, priority, business type,
-attachments with sizes, or the status code and its meaning. Only reads.
+attachments with sizes, or the status code and its meaning; then the warnings of the receive
+level (it reads everything the connector would receive). Only reads.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
+from connector.edxml.inputfile import InputFileError, read_package_file
 from connector.edxml.model import EdocPackage, Package, StatusPackage
-from connector.edxml.parser import parse_package
-from connector.edxml.problems import EdxmlError
-from connector.errors import PermanentError
+from connector.edxml.schema import check_package
 
 _PRIORITY_NAMES = {0: "Thường", 1: "Khẩn", 2: "Thượng khẩn", 3: "Hỏa tốc", 4: "Hỏa tốc hẹn giờ"}
 _BUSINESS_NAMES = {0: "new", 1: "revoke (thu hồi)", 2: "update (cập nhật)", 3: "replace (thay thế)"}
@@ -37,7 +36,7 @@ def describe(package: Package) -> list[str]:
             f"from:        {_org(package.from_.organ_id, package.from_.organ_name)}",
             f"about:       document of {response.organ_id} {response.code or ''}".rstrip(),
             f"status:      {code.value} {code.meaning}",
-            f"timestamp:   {package.timestamp.isoformat()}",
+            f"timestamp:   {package.timestamp.isoformat() if package.timestamp else '(none)'}",
         ]
         if package.description:
             lines.append(f"description: {package.description}")
@@ -52,7 +51,7 @@ def describe(package: Package) -> list[str]:
     lines += [
         f"code:        {package.code}",
         f"date:        {package.promulgation_info.promulgation_date.isoformat()}",
-        f"type:        {package.document_type.type_name}",
+        f"type:        {package.document_type.type_name or '(none)'}",
         f"subject:     {package.subject}",
         f"priority:    {priority} {_PRIORITY_NAMES.get(priority, '')}",
         f"business:    {_BUSINESS_NAMES[int(package.business_doc_type)]}",
@@ -69,19 +68,20 @@ def describe(package: Package) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    path = Path(args.file)
-    if not path.is_file():
-        print(f"connector inspect: {args.file}: no such file", file=sys.stderr)
-        return 2
     try:
-        package = parse_package(path.read_bytes())
-    except EdxmlError as exc:
-        print(f"{args.file}: cannot be read as edXML:", file=sys.stderr)
-        for problem in exc.problems:
+        data = read_package_file(args.file)
+    except InputFileError as exc:
+        print(f"connector inspect: {exc}", file=sys.stderr)
+        return 2
+    result = check_package(data)
+    if not result.ok or result.package is None:
+        print(f"{args.file}: would be refused on receipt:", file=sys.stderr)
+        for problem in result.problems:
             print(f"  {problem}", file=sys.stderr)
         return 1
-    except PermanentError as exc:
-        print(f"{args.file}: {exc.message}", file=sys.stderr)
-        return 1
-    print("\n".join(describe(package)))
+    lines = describe(result.package)
+    if result.warnings:
+        lines.append(f"warnings:    {len(result.warnings)} departure(s) from QCVN 102")
+        lines += [f"  {warning}" for warning in result.warnings]
+    print("\n".join(lines))
     return 0

@@ -1,6 +1,7 @@
 """The edXML data model (QCVN 102:2016 as spoken on the wire): immutable, typed values.
 
-These classes hold what a package *means*; the wire shape belongs to ``builder`` (emit)
+These classes hold what a package *means* (plus, on receipt, its departures from the
+standard, kept apart from the meaning); the wire shape belongs to ``builder`` (emit)
 and ``parser`` (read). Field names follow the spec's element names in snake_case; the
 spec's ``Bussiness`` spelling is kept only on the wire. This module must not do I/O or
 touch XML.
@@ -11,6 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from dataclasses import dataclass, field
+
+from connector.edxml.problems import Problem
 
 NS = "http://www.mic.gov.vn/TBT/QCVN_102_2016"
 XMLDSIG_NS = "http://www.w3.org/2000/09/xmldsig#"
@@ -115,7 +118,7 @@ class PromulgationInfo:
 
 @dataclass(frozen=True)
 class DocumentType:
-    type: int  # 1 or 2
+    type: int | None  # 1 or 2 (None: a received package did not say)
     type_name: str  # the document kind: Công văn, Quyết định, ...
     type_detail: str | None = None
 
@@ -154,8 +157,8 @@ class ResponseFor:
 
 @dataclass(frozen=True)
 class TraceHeader:
-    organ_id: str
-    timestamp: dt.datetime  # aware, Vietnam time on the wire
+    organ_id: str  # "" when a hub added a TraceHeader without one
+    timestamp: dt.datetime | None  # aware, Vietnam time on the wire; None when unreadable
 
 
 @dataclass(frozen=True)
@@ -169,7 +172,7 @@ class StaffInfo:
 @dataclass(frozen=True)
 class Receiver:
     organ_id: str
-    receiver_type: ReceiverType
+    receiver_type: ReceiverType | None  # None: a received value outside QCVN's list
 
 
 @dataclass(frozen=True)
@@ -249,6 +252,9 @@ class EdocPackage:
     business: Business | None = None
     attachments: tuple[Attachment, ...] = ()
     legacy_signature: LegacySignature | None = None
+    # Departures from QCVN 102 found on receipt (receive level): kept with the package,
+    # never part of what it means.
+    deviations: tuple[Problem, ...] = field(default=(), compare=False, repr=False)
 
     kind = "edoc"
 
@@ -268,9 +274,10 @@ class StatusPackage:
     from_: Organization
     response_for: ResponseFor
     status_code: StatusCode
-    timestamp: dt.datetime
+    timestamp: dt.datetime | None  # None: a received status without a readable one
     staff_info: StaffInfo | None = None
     description: str | None = None
+    deviations: tuple[Problem, ...] = field(default=(), compare=False, repr=False)
 
     kind = "status"
 
@@ -285,3 +292,23 @@ Package = EdocPackage | StatusPackage
 def compose_document_id(issuer_organ_id: str, promulgation_date: dt.date, code: Code) -> str:
     """The composite DocumentId: ``<issuer OrganId>,<yyyy/MM/dd>,<số>/<ký hiệu>``."""
     return f"{issuer_organ_id},{promulgation_date.strftime('%Y/%m/%d')},{code}"
+
+
+# Every element name QCVN 102 (our schemas) declares: the bounded label set of the
+# received-deviations metric (anything else counts as "other"). A test keeps it equal to
+# what schemas/*.xsd declare.
+QCVN_ELEMENTS: frozenset[str] = frozenset({
+    "Appendix", "Appendixes", "Attachment", "AttachmentEncoded", "AttachmentName", "Bussiness",
+    "BussinessDocReason", "BussinessDocType", "BussinessDocumentInfo", "Code", "CodeNotation",
+    "CodeNumber", "Competence", "Content", "ContentId", "ContentTransferEncoded", "ContentType",
+    "Department", "Description", "Direction", "DocumentId", "DocumentInfo", "DocumentReceiver",
+    "DocumentType", "DueDate", "Email", "Fax", "From", "FullName", "MessageHeader", "Mobile",
+    "OrganAdd", "OrganId", "OrganIdList", "OrganName", "OrganizationInCharge", "OtherInfo",
+    "PageAmount", "Paper", "Place", "Position", "Priority", "PromulgationAmount",
+    "PromulgationDate", "PromulgationInfo", "Receiver", "ReceiverList", "ReceiverType",
+    "Reference", "ReplacementInfo", "ReplacementInfoList", "ResponseFor", "Signature",
+    "SignerInfo", "SphereOfPromulgation", "Staff", "StaffInfo", "StatusCode", "SteeringType",
+    "Subject", "Telephone", "Timestamp", "To", "ToPlaces", "TraceHeader", "TraceHeaderList",
+    "Type", "TypeDetail", "TypeName", "TyperNotation", "Website", "edXML", "edXMLBody",
+    "edXMLEnvelope", "edXMLHeader", "edXMLManifest",
+})

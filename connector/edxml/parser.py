@@ -1,17 +1,23 @@
 """Tolerant edXML reader: untrusted bytes -> the typed model.
 
-Namespace-aware and prefix-agnostic (matches namespace URI + local name), insensitive to
-child order, and tolerant of what real peers send (see the spec's "Tolerance": stray bytes,
-``OrganInCharge``, ``Business…``, three date formats, empty ``ResponseFor``, UUID
-DocumentIds, ``cid:`` with or without prefix, zipped attachments). Every problem is
-collected with its line and path, and all of them are reported at once.
+Receive level: only what the connector needs to authenticate, route, decrypt and map back a
+package is refused when missing or unreadable (``connector.edxml.conformance.RECEIVE_NEEDS``);
+any other missing or unreadable field is left empty in the model (the schema pass of
+``check_package`` reports it as a warning). Namespace-aware and prefix-agnostic (matches
+namespace URI + local name), insensitive to child order, and tolerant of what real peers
+send (see the spec's "Tolerance": stray bytes, ``OrganInCharge``, ``Business…``, three
+date formats, empty ``ResponseFor``, UUID DocumentIds, ``cid:`` with or without prefix,
+zipped attachments). Every problem is collected with its line and path, and all of them
+are reported at once.
 
 It reads; it must not validate against the XSD (``schema``) or write XML (``builder``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import re
 
 from lxml import etree
 from lxml.etree import _Element
@@ -116,6 +122,8 @@ def parse_element(
         package = _edoc(reader, root, header, message, attachment_limits)
     if reader.problems or package is None:
         raise EdxmlError(reader.problems)
+    if reader.warnings:
+        package = dataclasses.replace(package, deviations=tuple(reader.warnings))
     return package
 
 
@@ -165,16 +173,13 @@ def _staff(reader: Reader, element: _Element | None) -> StaffInfo | None:
 
 def _status(reader: Reader, message: _Element) -> StatusPackage | None:
     from_el = _required_child(reader, message, "From")
+    sender = _organization(reader, from_el) if from_el is not None else None
     response_el = _required_child(reader, message, "ResponseFor")
     code = reader.convert(
         message, "StatusCode", StatusCode, "a status code (01-06, 13, 15, 16)", required=True
     )
     timestamp = reader.convert(
-        message,
-        "Timestamp",
-        timeutil.parse_timestamp,
-        "a timestamp (yyyy/MM/dd HH:mm:ss)",
-        required=True,
+        message, "Timestamp", timeutil.parse_timestamp, "a timestamp (yyyy/MM/dd HH:mm:ss)"
     )
     response = _response_for(reader, response_el) if response_el is not None else None
     if response is not None and not response.document_id:
@@ -184,10 +189,10 @@ def _status(reader: Reader, message: _Element) -> StatusPackage | None:
             name="DocumentId",
             reason="missing_field",
         )
-    if from_el is None or response is None or code is None or timestamp is None:
+    if sender is None or not sender.organ_id or response is None or code is None:
         return None
     return StatusPackage(
-        from_=_organization(reader, from_el),
+        from_=sender,
         response_for=response,
         status_code=code,
         timestamp=timestamp,
@@ -204,23 +209,26 @@ def _edoc(
     limits: att.AttachmentLimits,
 ) -> EdocPackage | None:
     from_el = _required_child(reader, message, "From")
-    to_els = reader.children(message, "To")
-    if not to_els:
-        reader.problem(
-            message, "at least one To (recipient) is required", name="To", reason="missing_field"
-        )
+    sender = _organization(reader, from_el) if from_el is not None else None
+    to_els = _recipients(reader, message)
     document_id = reader.text(message, "DocumentId", required=True)
     code_el = _required_child(reader, message, "Code")
-    code_number = reader.text(code_el, "CodeNumber", required=True)
-    code_notation = reader.text(code_el, "CodeNotation", required=True)
-    prom_el = _required_child(reader, message, "PromulgationInfo")
-    prom_date = reader.convert(
-        prom_el, "PromulgationDate", timeutil.parse_date, "a date (yyyy/MM/dd)", required=True
-    )
-    type_el = _required_child(reader, message, "DocumentType")
-    doc_type = reader.convert(type_el, "Type", _int, "1 or 2", required=True)
-    type_name = reader.text(type_el, "TypeName", required=True)
-    subject = reader.text(message, "Subject", required=True)
+    code_number = reader.text(code_el, "CodeNumber") or ""
+    code_notation = reader.text(code_el, "CodeNotation") or ""
+    if code_el is not None and not (code_number or code_notation):
+        reader.problem(
+            code_el,
+            "Code has neither CodeNumber nor CodeNotation: the document cannot be named "
+            "in the answer to its sender",
+            name="CodeNumber",
+            reason="missing_field",
+        )
+    prom_el = reader.child(message, "PromulgationInfo")
+    prom_date = _promulgation_date(reader, message, prom_el, document_id)
+    type_el = reader.child(message, "DocumentType")
+    doc_type = reader.convert(type_el, "Type", _int, "1 or 2")
+    type_name = reader.text(type_el, "TypeName") or ""
+    subject = reader.text(message, "Subject") or ""
     signer_el = reader.child(message, "SignerInfo")
     other = _other_info(reader, reader.child(message, "OtherInfo"))
     steering = reader.convert(
@@ -234,15 +242,10 @@ def _edoc(
     trace_list = reader.child(header, "TraceHeaderList")
     traces = tuple(
         TraceHeader(
-            organ_id=reader.text(el, "OrganId", required=True) or "",
+            organ_id=reader.text(el, "OrganId") or "",
             timestamp=reader.convert(
-                el,
-                "Timestamp",
-                timeutil.parse_timestamp,
-                "a timestamp (yyyy/MM/dd HH:mm:ss)",
-                required=True,
-            )
-            or dt.datetime.min.replace(tzinfo=timeutil.VN_TZ),
+                el, "Timestamp", timeutil.parse_timestamp, "a timestamp (yyyy/MM/dd HH:mm:ss)"
+            ),
         )
         for el in reader.children(trace_list, "TraceHeader")
     )
@@ -250,16 +253,17 @@ def _edoc(
     attachments = read_attachments(reader, root, limits)
     legacy = _legacy_signature(reader, header)
     if (
-        from_el is None
+        sender is None
+        or not sender.organ_id
         or not to_els
-        or None
-        in (document_id, code_number, code_notation, prom_date, doc_type, type_name, subject)
+        or code_el is None
+        or not (code_number or code_notation)
+        or document_id is None
+        or prom_date is None
     ):
         return None
-    assert document_id and code_number and code_notation and prom_date and type_name and subject
-    assert doc_type is not None
     return EdocPackage(
-        from_=_organization(reader, from_el),
+        from_=sender,
         to=tuple(_organization(reader, el) for el in to_els),
         document_id=document_id,
         code=Code(code_number, code_notation),
@@ -290,6 +294,59 @@ def _edoc(
     )
 
 
+def _recipients(reader: Reader, message: _Element) -> list[_Element]:
+    """The To elements that name an OrganId; one without is a warning, none at all refused."""
+    to_els = reader.children(message, "To")
+    usable = [el for el in to_els if reader.text(el, "OrganId")]
+    for el in to_els:
+        if el not in usable:
+            reader.warn(el, "a To without OrganId cannot be routed: ignored", name="OrganId")
+    if not usable:
+        reader.problem(
+            message,
+            "no To (recipient) with an OrganId: the package cannot be routed",
+            name="To",
+            reason="missing_field",
+        )
+    return usable
+
+
+_DOCUMENT_ID_DATE = re.compile(r"^[^,]+,(\d{4}/\d{2}/\d{2}),")
+
+
+def _promulgation_date(
+    reader: Reader, message: _Element, prom_el: _Element | None, document_id: str | None
+) -> dt.date | None:
+    """PromulgationDate, or the date a composite DocumentId carries (the same date by
+    definition of DocumentId); refused when neither says when the document was issued."""
+    date = reader.convert(prom_el, "PromulgationDate", timeutil.parse_date, "a date")
+    if date is not None:
+        return date
+    match = _DOCUMENT_ID_DATE.match(document_id or "")
+    if match:
+        try:
+            date = timeutil.parse_date(match.group(1))
+        except ValueError:
+            date = None
+    if date is not None:
+        reader.warn(
+            prom_el if prom_el is not None else message,
+            f"PromulgationDate missing or unreadable: the date of DocumentId ({date:%Y/%m/%d}) "
+            "is used",
+            name="PromulgationDate",
+        )
+        return date
+    if document_id is not None:
+        reader.problem(
+            prom_el if prom_el is not None else message,
+            "no readable PromulgationDate and no date in DocumentId: when the document was "
+            "issued is unknown",
+            name="PromulgationDate",
+            reason="missing_field",
+        )
+    return None
+
+
 def _other_info(reader: Reader, element: _Element | None) -> OtherInfo:
     if element is None:
         return OtherInfo()
@@ -298,9 +355,14 @@ def _other_info(reader: Reader, element: _Element | None) -> OtherInfo:
         for el in reader.children(reader.child(element, "Appendixes"), "Appendix")
         if (el.text or "").strip()
     )
+    priority = reader.convert(element, "Priority", _priority, "a priority (0-4)")
+    if priority is None and reader.text(element, "Priority") is not None:
+        reader.warn(
+            reader.child(element, "Priority"),
+            "Priority outside QCVN's list (0-4): treated as 0 (Thường)",
+        )
     return OtherInfo(
-        priority=reader.convert(element, "Priority", _priority, "a priority (0-4)")
-        or Priority.NORMAL,
+        priority=priority or Priority.NORMAL,
         sphere_of_promulgation=reader.text(element, "SphereOfPromulgation"),
         typer_notation=reader.text(element, "TyperNotation"),
         promulgation_amount=reader.convert(element, "PromulgationAmount", _int, "a number"),
@@ -321,18 +383,17 @@ def _business(reader: Reader, element: _Element | None) -> Business | None:
             document_receiver=reader.text(info_el, "DocumentReceiver"),
             receivers=tuple(
                 Receiver(
-                    organ_id=reader.text(el, "OrganId", required=True) or "",
+                    organ_id=reader.text(el, "OrganId") or "",
                     receiver_type=reader.convert(
                         el, "ReceiverType", lambda v: ReceiverType(int(v)), "0 or 1"
-                    )
-                    or ReceiverType.REMOVED,
+                    ),
                 )
                 for el in reader.children(reader.child(info_el, "ReceiverList"), "Receiver")
             ),
         )
     replacements = tuple(
         ReplacementInfo(
-            document_id=reader.text(el, "DocumentId", required=True) or "",
+            document_id=reader.text(el, "DocumentId") or "",
             organ_ids=tuple(
                 (o.text or "").strip()
                 for o in reader.children(reader.child(el, "OrganIdList"), "OrganId")
@@ -343,7 +404,12 @@ def _business(reader: Reader, element: _Element | None) -> Business | None:
     )
     return Business(
         business_doc_type=reader.convert(
-            element, "BussinessDocType", lambda v: BusinessDocType(int(v)), "0, 1, 2 or 3"
+            element,
+            "BussinessDocType",
+            lambda v: BusinessDocType(int(v)),
+            "0 (new), 1 (revoke), 2 (update) or 3 (replace): what the package does to the "
+            "document cannot be told",
+            needed=True,
         )
         or BusinessDocType.NEW,
         document_id=reader.text(element, "DocumentId"),

@@ -34,8 +34,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
 class Reader:
     """Walks one document, collecting problems instead of stopping at the first."""
 
-    problems: list[Problem] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)  # refusals: receiving needs these
+    warnings: list[Problem] = field(default_factory=list)  # departures the model absorbed
 
     # -- navigation -------------------------------------------------------------------------
     @staticmethod
@@ -87,6 +87,18 @@ class Reader:
             )
         )
 
+    def warn(self, element: _Element | None, message: str, *, name: str = "") -> None:
+        line = element.sourceline if element is not None else None
+        self.warnings.append(
+            Problem(
+                message,
+                path=self.path(element, name),
+                line=line,
+                element=name or (self.local(element) if element is not None else None),
+                reason="deviation",
+            )
+        )
+
     # -- values ----------------------------------------------------------------------------
     def text(self, parent: _Element | None, name: str, *, required: bool = False) -> str | None:
         element = self.child(parent, name)
@@ -112,14 +124,19 @@ class Reader:
         expected: str,
         *,
         required: bool = False,
+        needed: bool | None = None,
     ) -> T | None:
+        """The value converted, or None. A bad value is a refusal only when receiving needs
+        it (``needed``, by default ``required``); otherwise None, and the schema pass of the
+        receive level reports the departure as a warning."""
         value = self.text(parent, name, required=required)
         if value is None:
             return None
         try:
             return func(value)
         except (ValueError, KeyError):
-            self.problem(
-                self.child(parent, name), f"{value!r} is not {expected}", reason="bad_format"
-            )
+            if required if needed is None else needed:
+                self.problem(
+                    self.child(parent, name), f"{value!r} is not {expected}", reason="bad_format"
+                )
             return None

@@ -5,9 +5,9 @@ Two entry points:
 * ``validate_package(data)``: the strict check of bytes exactly as they are; used on what we
   emit. Schemas are compiled once per thread (lxml schema objects are not shared across
   threads).
-* ``check_package(data)``: the check for what peers send: parse tolerantly, normalise (re-emit
-  in the strict shape) and validate that, reporting problems at the line and path of the
-  original input. Deviations that the normalisation absorbed are returned as notes.
+* ``check_package(data)``: the receive level (``connector.edxml.conformance``): refused only
+  for what receiving needs, every other departure from QCVN 102 returned as a warning at the
+  line and path of the input.
 
 Problems are ``Problem`` objects (line, path, element, message). This module must not
 change a package's meaning.
@@ -15,6 +15,7 @@ change a package's meaning.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import threading
@@ -23,7 +24,6 @@ from pathlib import Path
 
 from lxml import etree
 
-from connector.edxml.builder import build_package
 from connector.edxml.model import NS, Package
 from connector.edxml.parser import parse_element
 from connector.edxml.problems import EdxmlError, Problem
@@ -69,7 +69,7 @@ def _readable(message: str) -> str:
     return message.replace(_NS_BRACED, "edXML:")
 
 
-def _readable_path(path: str | None) -> str:
+def readable_path(path: str | None) -> str:
     if not path:
         return ""
     steps = []
@@ -92,7 +92,7 @@ def validate_element(root: etree._Element) -> list[Problem]:
         return []
     problems = []
     for entry in schema.error_log:
-        path = _readable_path(entry.path)
+        path = readable_path(entry.path)
         element = path.rsplit("/", 1)[-1].split("[")[0] if path else None
         problems.append(
             Problem(
@@ -117,19 +117,31 @@ def validate_package(data: bytes, limits: XmlLimits = DEFAULT_LIMITS) -> list[Pr
 
 @dataclass
 class CheckResult:
-    """Outcome of checking a received package."""
+    """Outcome of checking a received package at the receive level.
+
+    ``problems`` refuse it (receiving needs what they name); ``warnings`` are its departures
+    from QCVN 102, kept with it (also on ``package.deviations``).
+    """
 
     problems: list[Problem] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
     package: Package | None = None
 
     @property
     def ok(self) -> bool:
         return not self.problems and self.package is not None
 
+    @property
+    def notes(self) -> list[str]:
+        """Nothing: departures are ``warnings`` now, carried on the package (kept so callers
+        that added notes to the verification event still work)."""
+        return []
+
 
 def check_package(data: bytes, limits: XmlLimits = DEFAULT_LIMITS) -> CheckResult:
-    """Tolerant parse + strict validation of the normalised form, located in the input."""
+    """Receive level: refused only for what receiving needs; everything else a warning."""
+    from connector.edxml.conformance import deviations
+
     result = CheckResult()
     try:
         root = parse_untrusted(data, limits)
@@ -141,46 +153,20 @@ def check_package(data: bytes, limits: XmlLimits = DEFAULT_LIMITS) -> CheckResul
     except EdxmlError as exc:
         result.problems.extend(exc.problems)
         return result
-    result.package = package
     _, stray = strip_stray_prefix(bytes(data))
-    if stray:
-        result.notes.append(f"{stray} stray byte(s) before the XML declaration were ignored")
-    strict = validate_element(root)
-    if not strict:
-        return result
-    normalised = parse_untrusted(build_package(package), limits)
-    for problem in validate_element(normalised):
-        source = _locate(root, problem.path)
-        result.problems.append(
+    if stray and not bytes(data).startswith(b"\xef\xbb\xbf" + b"<"):
+        result.warnings.append(
             Problem(
-                problem.message,
-                path=problem.path,
-                line=source.sourceline if source is not None else None,
-                element=problem.element,
-                reason=problem.reason,
+                f"{stray} byte(s) before the XML declaration ignored",
+                line=1,
+                reason="deviation",
             )
         )
-    if not result.problems:
-        result.notes.append(
-            f"not in the strict wire shape ({len(strict)} schema deviation(s), e.g. "
-            f"{strict[0]}); accepted after normalisation"
-        )
+    result.warnings.extend(package.deviations)
+    seen = {(w.path, w.message) for w in result.warnings}
+    for warning in deviations(root, package.kind):
+        if (warning.path, warning.message) not in seen:
+            seen.add((warning.path, warning.message))
+            result.warnings.append(warning)
+    result.package = dataclasses.replace(package, deviations=tuple(result.warnings))
     return result
-
-
-def _locate(root: etree._Element, path: str) -> etree._Element | None:
-    """Find the input element at a normalised path (same names, same sibling index)."""
-    from connector.edxml.reader import ALIASES
-
-    node: etree._Element | None = root
-    for step in path.strip("/").split("/")[1:]:
-        if node is None:
-            return None
-        match = _PATH_STEP.match(step)
-        if not match:
-            return None
-        name, index = match.group(1), int(match.group(2) or 1)
-        names = ALIASES.get(name, (name,))
-        same = [c for c in node if isinstance(c.tag, str) and etree.QName(c).localname in names]
-        node = same[index - 1] if len(same) >= index else None
-    return node

@@ -15,6 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from connector.edxml.inputfile import InputFileError, read_package_file
 from connector.errors import ConfigurationError, PermanentError
 from connector.mapping.directory import load_directory
 from connector.mapping.mappingset import LocalFormat, load_format
@@ -55,7 +56,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         fmt = load_format(resolve_mapping_file(args.mapping, Path(args.dir)),
                           load_directory(Path(args.directory)))
-        data = Path(args.file).read_bytes()
+        data = read_package_file(args.file) if args.reverse else Path(args.file).read_bytes()
+    except InputFileError as exc:
+        print(f"connector map: {exc}", file=sys.stderr)
+        return 2
     except MappingFileError as exc:
         for issue in exc.issues:
             print(f"connector map: {issue}", file=sys.stderr)
@@ -98,9 +102,19 @@ def _forward(fmt: LocalFormat, data: bytes, args: argparse.Namespace) -> int:
 
 
 def _reverse(fmt: LocalFormat, data: bytes, args: argparse.Namespace) -> int:
-    from connector.edxml import EdocPackage, parse_package
+    from connector.edxml import EdocPackage, check_package
 
-    package = parse_package(data)
+    # The receive level: everything the connector would receive maps back; its departures
+    # from QCVN 102 are listed as warnings.
+    result = check_package(data)
+    if not result.ok or result.package is None:
+        for problem in result.problems:
+            print(f"connector map: {args.file}: would be refused on receipt: {problem}",
+                  file=sys.stderr)
+        return 1
+    for warning in result.warnings:
+        print(f"connector map: warning: {warning}", file=sys.stderr)
+    package = result.package
     local = (fmt.package_to_record(package) if isinstance(package, EdocPackage)
              else fmt.status_to_event(package))
     sys.stdout.buffer.write(local.body)

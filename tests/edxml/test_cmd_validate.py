@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ def test_validate_accepts_all_samples(capsys: pytest.CaptureFixture[str]) -> Non
         pytest.skip("national axis samples absent")
     assert main(["validate", *map(str, paths)]) == 0
     out = capsys.readouterr().out
-    assert out.count(": OK") == len(paths)
+    assert out.count(": OK: would be received") == len(paths)
 
 
 def test_validate_reports_problems_and_json(
@@ -29,13 +30,23 @@ def test_validate_reports_problems_and_json(
     good.write_bytes(build_package(edoc()))
     bad = tmp_path / "bad.edxml"
     bad.write_bytes(build_package(edoc()).replace(b"<edXML:Priority>1<", b"<edXML:Priority>9<"))
-    assert main(["validate", str(good), str(bad)]) == 1
+    refused = tmp_path / "refused.edxml"
+    refused.write_bytes(re.sub(rb"<edXML:DocumentId>[^<]*</edXML:DocumentId>", b"",
+                               build_package(edoc()), count=1))
+    # Receive level: a Priority outside QCVN's list is received with a warning.
+    assert main(["validate", str(good), str(bad)]) == 0
     out = capsys.readouterr().out
-    assert "good.edxml: OK" in out and "bad.edxml: INVALID" in out and "Priority" in out
-    assert main(["validate", "--json", str(good), str(bad)]) == 1
+    assert "good.edxml: OK" in out and "bad.edxml: OK: would be received" in out
+    assert "warning:" in out and "Priority" in out
+    assert main(["validate", str(good), str(refused)]) == 1
+    out = capsys.readouterr().out
+    assert "refused.edxml: REFUSED" in out and "DocumentId" in out
+    assert main(["validate", "--strict", str(good), str(bad)]) == 1
+    assert "bad.edxml: INVALID" in capsys.readouterr().out
+    assert main(["validate", "--json", str(good), str(bad), str(refused)]) == 1
     report = json.loads(capsys.readouterr().out)
-    assert [r["valid"] for r in report] == [True, False]
-    assert report[1]["problems"][0]["line"]
+    assert [r["valid"] for r in report] == [True, True, False]
+    assert report[1]["warnings"][0]["line"] and report[2]["problems"][0]["line"]
 
 
 def test_validate_usage_errors(tmp_path: Path) -> None:

@@ -168,9 +168,9 @@ def test_schema_level_mistakes_are_named(make: Callable[[], bytes], words: str) 
     from connector.edxml import check_package
 
     result = check_package(make())
-    assert not result.ok
-    assert any(words in str(problem) for problem in result.problems)
-    assert all(problem.line for problem in result.problems)
+    assert result.ok  # receive level: a departure from the standard's limits is a warning
+    assert any(words in str(warning) for warning in result.warnings)
+    assert all(warning.line for warning in result.warnings)
 
 
 def test_attachment_over_configured_limit() -> None:

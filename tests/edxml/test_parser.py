@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
@@ -124,18 +125,20 @@ def test_child_order_does_not_matter() -> None:
 
 def test_all_problems_reported_at_once_with_lines_and_paths() -> None:
     text = _edoc_bytes().decode()
-    text = text.replace(
-        "<edXML:Subject>V/v triển khai liên thông văn bản điện tử</edXML:Subject>", ""
-    )
+    # Two things receiving needs: the sender's OrganId and the date (none in a UUID DocumentId).
+    text = re.sub(r"<edXML:DocumentId>[^<]*</edXML:DocumentId>",
+                  "<edXML:DocumentId>6f1c2a34-1b2c-4d5e-8f90-0123456789ab</edXML:DocumentId>",
+                  text, count=1)
     text = text.replace(
         ">2026/11/20</edXML:PromulgationDate>", ">20-11-2026</edXML:PromulgationDate>"
     )
+    text = re.sub(r"(<edXML:From>\s*)<edXML:OrganId>[^<]*</edXML:OrganId>", r"\1", text)
     data = text.encode()
     with pytest.raises(EdxmlError) as caught:
         parse_package(data)
     problems = caught.value.problems
     messages = " | ".join(str(p) for p in problems)
-    assert "Subject" in messages and "20-11-2026" in messages
+    assert "OrganId" in messages and "PromulgationDate" in messages
     assert all(p.line for p in problems)
     assert any(p.path.endswith("PromulgationInfo/PromulgationDate") for p in problems)
     assert caught.value.kind == "permanent"
