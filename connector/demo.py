@@ -163,13 +163,22 @@ def _prepare(var: Path) -> tuple[DemoPki, dict[str, str]]:
         HUB_SECRET_AGENCY_B=secrets.token_hex(24),
         PYTHONUNBUFFERED="1",
     )
-    for name in ("agency-a", "agency-b"):
+    for name, secret in (("agency-a", "HUB_SECRET_AGENCY_A"), ("agency-b", "HUB_SECRET_AGENCY_B")):
         home = demo / name
         home.mkdir()
         keys = home / "at-rest.keys"
         keys.write_text(f"demo-1 {generate_key()}\n")
         keys.chmod(0o600)
+        # The hub account's secret, where config/connector*.yaml point (secret_file), so
+        # `connector check` and `connector run` work afterwards without exporting anything.
+        _private_file(home / "hub.secret", env[secret] + "\n")
     return pki, env
+
+
+def _private_file(path: Path, text: str) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(text)
 
 
 def _verification(agency: Agency, delivery_id: str) -> list[str]:

@@ -212,6 +212,38 @@ class StateCount:
     count: int
 
 
+# Recipient states that wait for the peer (or the hub) to move on: the backlog gauges.
+RECIPIENT_WAITING_STATES: tuple[RecipientState, ...] = (
+    RecipientState.PENDING,
+    RecipientState.SENT,
+    RecipientState.ARRIVED,
+    RecipientState.ACCEPTED,
+    RecipientState.ASSIGNED,
+    RecipientState.PROCESSING,
+    RecipientState.RECALL_REQUESTED,
+)
+
+
+@dataclass(frozen=True)
+class RecipientBacklog:
+    """Recipients of outbound documents in one state: how many, and since when the oldest."""
+
+    state: RecipientState
+    count: int
+    oldest_since: float  # the earliest ``updated_at`` (seconds since the epoch)
+
+
+@dataclass(frozen=True)
+class PackageFilter:
+    """What ``find_matching`` selects; every given criterion must hold."""
+
+    direction: Direction | None = None
+    states: Sequence[PackageState] = ()
+    recipient_state: RecipientState | None = None  # a recipient in this state ...
+    organ_id: str | None = None  # ... that is this OrganId (or, inbound, this sender)
+    unchanged_since: float | None = None  # ... and unchanged since (else: the package)
+
+
 class TrackingStore(Protocol):
     """Every package in and out, its state, recipients, events and payloads.
 
@@ -305,6 +337,15 @@ class TrackingStore(Protocol):
 
     def to_resume(self, direction: Direction, *, limit: int = 100) -> list[TrackedPackage]: ...
 
+    def search(self, text: str, *, limit: int = 50) -> list[TrackedPackage]:
+        """Packages whose DocumentId, record id (key) or hub id is ``text``, or whose
+        CodeNumber/Notation contains it; newest first."""
+        ...
+
+    def find_matching(self, where: PackageFilter, *, limit: int = 100) -> list[TrackedPackage]:
+        """Packages matching every criterion of ``where``, oldest change first."""
+        ...
+
     def events(self, package_id: int) -> list[Event]: ...
 
     def recipients(self, package_id: int) -> list[Recipient]: ...
@@ -319,6 +360,10 @@ class TrackingStore(Protocol):
     def oldest_outbox_age(self, now: float | None = None) -> float | None: ...
 
     def count_past_deadline(self, now: float | None = None) -> int: ...
+
+    def recipient_backlog(self) -> list[RecipientBacklog]:
+        """Recipients of outbound documents per state not yet final (PENDING, SENT ...)."""
+        ...
 
     def close(self) -> None: ...
 

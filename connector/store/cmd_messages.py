@@ -1,11 +1,14 @@
 """``connector messages``: the operator's view of the tracking store.
 
-    connector messages list [--state S] [--direction in|out] [--limit N] [--json]
+    connector messages list [--state S] [--direction in|out] [--recipient-state S]
+                            [--older-than 4h] [--organ ORGANID] [--limit N] [--json]
+    connector messages find TEXT [--json]   (DocumentId, record id, hub id, CodeNumber part)
     connector messages show ID [--json] [--raw FILE]
     connector messages retry ID | --all-failed
 
 The store is found through ``--config FILE`` (its ``store.path``; default
-``config/connector.yaml`` or ``$CONNECTOR_CONFIG``) or given with ``--store PATH``. Listing,
+``config/connector.yaml`` or ``$CONNECTOR_CONFIG``) or given with ``--store PATH``, before or
+after the action. Listing,
 showing and retrying read no payload, so they need no at-rest key; ``show --raw`` exports
 the package as sent or received (R11) and does. It is safe to run beside a running daemon.
 Exit codes: 0 done, 1 failed (unknown package, illegal retry, store problem), 2 usage.
@@ -17,42 +20,101 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
 from connector.config_schema import Config
 from connector.errors import ConnectorError
-from connector.store.api import PayloadCipher, TrackedPackage, TrackingStore
+from connector.store.api import PackageFilter, PayloadCipher, TrackedPackage, TrackingStore
 from connector.store.sqlite_db import when_text
-from connector.store.states import Direction, PackageState, is_terminal, parse_state
+from connector.store.states import (
+    Direction,
+    PackageState,
+    RecipientState,
+    is_terminal,
+    parse_state,
+)
 
 DEFAULT_CONFIG = Path("config/connector.yaml")
 _PRIORITY = {0: "Thường", 1: "Khẩn", 2: "Thượng khẩn", 3: "Hỏa tốc"}
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(text: str) -> float:
+    """``90s``, ``30m``, ``4h``, ``2d`` -> seconds (argparse type)."""
+    match = _DURATION.match(text.strip().lower())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30m, 4h or 2d")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def _where_options(parser: argparse.ArgumentParser, *, after_action: bool) -> None:
+    """``--config``/``--store``; after the action they must not reset what came before."""
+    default = argparse.SUPPRESS if after_action else None
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--config", metavar="FILE", help="connector configuration (its store)")
-    where.add_argument("--store", metavar="PATH", help="the tracking store's SQLite file")
+    where.add_argument(
+        "--config", metavar="FILE", default=default, help="connector configuration (its store)"
+    )
+    where.add_argument(
+        "--store", metavar="PATH", default=default, help="the tracking store's SQLite file"
+    )
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    _where_options(parser, after_action=False)
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     listing = actions.add_parser("list", help="list packages, newest first")
     listing.add_argument("--state", help="only this state (e.g. FAILED, READY, RECEIVED)")
     listing.add_argument("--direction", choices=["in", "out"], help="inbound or outbound only")
+    listing.add_argument(
+        "--recipient-state",
+        type=str.upper,
+        choices=[s.value for s in RecipientState],
+        metavar="STATE",
+        help="with a recipient in this state (e.g. SENT: the peer has not confirmed arrival)",
+    )
+    listing.add_argument(
+        "--older-than",
+        type=duration,
+        metavar="AGE",
+        help="unchanged for at least AGE (30m, 4h, 2d); with --recipient-state, that "
+        "recipient's state",
+    )
+    listing.add_argument(
+        "--organ", metavar="ORGANID", help="to this recipient (or, inbound, from this sender)"
+    )
     listing.add_argument("--limit", type=int, default=50, help="at most N packages (50)")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    _where_options(listing, after_action=True)
+
+    find = actions.add_parser(
+        "find",
+        help="packages by DocumentId, record id, hub id, or part of the CodeNumber/Notation",
+    )
+    find.add_argument("text", help="what to look for")
+    find.add_argument("--limit", type=int, default=50, help="at most N packages (50)")
+    find.add_argument("--json", action="store_true", help="one JSON object per line")
+    _where_options(find, after_action=True)
 
     show = actions.add_parser("show", help="timeline, recipients and last error of a package")
     show.add_argument("id", type=int)
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.add_argument("--raw", metavar="FILE", help="write the package as sent/received to FILE")
+    _where_options(show, after_action=True)
 
     retry = actions.add_parser("retry", help="send FAILED packages again (attempts reset)")
     target = retry.add_mutually_exclusive_group(required=True)
     target.add_argument("id", type=int, nargs="?")
     target.add_argument("--all-failed", action="store_true", help="every FAILED package")
+    _where_options(retry, after_action=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,6 +127,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.action == "list":
             return _list(store, args, out)
+        if args.action == "find":
+            return _find(store, args, out)
         if args.action == "show":
             return _show(store, args, config, out)
         return _retry(store, args, out)
@@ -83,7 +147,9 @@ def _open(args: argparse.Namespace) -> tuple[TrackingStore, Config | None]:
     from connector.store.sqlite import SqliteStore
 
     config = None
-    if args.store:
+    if getattr(args, "config", None) and getattr(args, "store", None):
+        raise ConnectorError("give --config or --store, not both")
+    if getattr(args, "store", None):
         path = Path(args.store)
     else:
         from connector.config import load_config
@@ -142,9 +208,41 @@ def _summary(package: TrackedPackage) -> dict[str, object]:
 
 def _list(store: TrackingStore, args: argparse.Namespace, out: TextIO) -> int:
     direction = Direction(args.direction) if args.direction else None
-    packages = store.find(
-        direction=direction, states=_states(direction, args.state), limit=args.limit
-    )
+    states = _states(direction, args.state)
+    if args.recipient_state or args.older_than is not None or args.organ:
+        recipient_state = RecipientState(args.recipient_state) if args.recipient_state else None
+        if recipient_state is not None and direction is None:
+            direction = Direction.OUTBOUND  # only outbound packages have recipients
+        where = PackageFilter(
+            direction=direction,
+            states=states,
+            recipient_state=recipient_state,
+            organ_id=args.organ,
+            unchanged_since=time.time() - args.older_than if args.older_than is not None else None,
+        )
+        packages = store.find_matching(where, limit=args.limit)
+    else:
+        packages = store.find(direction=direction, states=states, limit=args.limit)
+    return _print_packages(store, packages, args, out, with_recipients=bool(args.recipient_state))
+
+
+def _find(store: TrackingStore, args: argparse.Namespace, out: TextIO) -> int:
+    packages = store.search(args.text, limit=args.limit)
+    if not packages and not args.json:
+        print(f"nothing found for {args.text!r} (DocumentId, record id, hub id or part of the "
+              "CodeNumber/Notation)", file=sys.stderr)
+        return 1
+    return _print_packages(store, packages, args, out, with_recipients=True)
+
+
+def _print_packages(
+    store: TrackingStore,
+    packages: Sequence[TrackedPackage],
+    args: argparse.Namespace,
+    out: TextIO,
+    *,
+    with_recipients: bool = False,
+) -> int:
     if args.json:
         for package in packages:
             print(json.dumps(_summary(package), ensure_ascii=False), file=out)
@@ -167,7 +265,29 @@ def _list(store: TrackingStore, args: argparse.Namespace, out: TextIO) -> int:
         if p.last_error:
             line += f"  [{p.last_error.reason}]"
         print(line, file=out)
+        if with_recipients and p.direction is Direction.OUTBOUND:
+            for r in _recipient_lines(store, p):
+                print(f"{'':>7}→ {r}", file=out)
     return 0
+
+
+def _recipient_lines(store: TrackingStore, package: TrackedPackage) -> list[str]:
+    """Recipient lines of a listed package (state and how long it has been so)."""
+    now = time.time()
+    return [
+        f"{r.organ_id} {r.state.value} for {_age(now - r.updated_at)}"
+        + (f" (status {r.status_code})" if r.status_code else "")
+        for r in store.recipients(package.id)
+    ]
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
 
 
 def _show(
@@ -194,6 +314,7 @@ def _show(
                 {"at": when_text(e.at), "event": e.event, "state": e.state, "detail": e.detail}
                 for e in events
             ],
+            "deviations": [e.detail for e in events if e.event == "deviation"],
         }
         print(json.dumps(document, ensure_ascii=False, indent=2), file=out)
         return 0
@@ -245,6 +366,12 @@ def _show(
                 f"  {r.organ_id:20} {r.state.value:17} {status:10} {when_text(r.updated_at)}{note}",
                 file=out,
             )
+    deviations = [e.detail for e in events if e.event == "deviation"]
+    if deviations:
+        # Receive-level warnings: departures from QCVN 102 the package was accepted with.
+        print(f"Warnings on receipt ({len(deviations)})", file=out)
+        for detail in deviations:
+            print(f"  {detail}", file=out)
     print("Timeline (Vietnam time)", file=out)
     for e in events:
         print(f"  {when_text(e.at)}  {e.event:16} {e.state or '':18} {e.detail}", file=out)

@@ -13,8 +13,11 @@ from collections.abc import Sequence
 
 from connector.local.base import LocalRecord, RecordKind
 from connector.store.api import (
+    RECIPIENT_WAITING_STATES,
     Event,
+    PackageFilter,
     Recipient,
+    RecipientBacklog,
     StateCount,
     TrackedPackage,
 )
@@ -30,6 +33,7 @@ from connector.store.states import (
     Direction,
     PackageKind,
     PackageState,
+    RecipientState,
     parse_state,
     resumable_states,
 )
@@ -101,6 +105,89 @@ class StoreReads(SqlDatabase):
                 .fetchall()
             )
         return [package_from_row(r) for r in rows]
+
+    def search(self, text: str, *, limit: int = 50) -> list[TrackedPackage]:
+        """DocumentId, record id (key) or hub id equal to ``text``, or CodeNumber/Notation
+        containing it; newest first."""
+        text = text.strip()
+        if not text:
+            return []
+        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        with self._guard("search packages"):
+            rows = (
+                self._conn()
+                .execute(
+                    f"SELECT {PACKAGE_COLUMNS} FROM packages WHERE document_id = ? "
+                    "OR idem_key = ? OR hub_id = ? OR code LIKE ? ESCAPE '\\' "
+                    "ORDER BY id DESC LIMIT ?",
+                    (text, text, text, pattern, limit),
+                )
+                .fetchall()
+            )
+        return [package_from_row(r) for r in rows]
+
+    def find_matching(self, where: PackageFilter, *, limit: int = 100) -> list[TrackedPackage]:
+        """Packages matching every criterion, the longest unchanged first."""
+        clauses: list[str] = []
+        params: list[object] = []
+        if where.direction is not None:
+            clauses.append("p.direction = ?")
+            params.append(where.direction.value)
+        if where.states:
+            clauses.append(f"p.state IN ({', '.join('?' for _ in where.states)})")
+            params.extend(s.value for s in where.states)
+        recipient: list[str] = []
+        if where.recipient_state is not None:
+            recipient.append("r.state = ?")
+            params.append(where.recipient_state.value)
+        if where.organ_id is not None and where.recipient_state is not None:
+            recipient.append("r.organ_id = ?")
+            params.append(where.organ_id)
+        if where.unchanged_since is not None and where.recipient_state is not None:
+            recipient.append("r.updated_at <= ?")
+            params.append(where.unchanged_since)
+        if recipient:
+            clauses.append(
+                "EXISTS (SELECT 1 FROM recipients r WHERE r.package_id = p.id AND "
+                + " AND ".join(recipient) + ")"
+            )
+        elif where.organ_id is not None:
+            clauses.append(
+                "(p.sender = ? OR EXISTS (SELECT 1 FROM recipients r WHERE "
+                "r.package_id = p.id AND r.organ_id = ?))"
+            )
+            params.extend([where.organ_id, where.organ_id])
+        if where.unchanged_since is not None and where.recipient_state is None:
+            clauses.append("p.updated_at <= ?")
+            params.append(where.unchanged_since)
+        sql_where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._guard("list packages"):
+            rows = (
+                self._conn()
+                .execute(
+                    f"SELECT {PACKAGE_COLUMNS} FROM packages p {sql_where} "
+                    "ORDER BY p.updated_at, p.id LIMIT ?",
+                    (*params, limit),
+                )
+                .fetchall()
+            )
+        return [package_from_row(r) for r in rows]
+
+    def recipient_backlog(self) -> list[RecipientBacklog]:
+        """Recipients of outbound documents per waiting state: count and oldest change."""
+        states = [s.value for s in RECIPIENT_WAITING_STATES]
+        with self._guard("recipient backlog"):
+            rows = (
+                self._conn()
+                .execute(
+                    "SELECT r.state, COUNT(*), MIN(r.updated_at) FROM recipients r "
+                    "JOIN packages p ON p.id = r.package_id WHERE p.direction = 'out' "
+                    f"AND r.state IN ({', '.join('?' for _ in states)}) GROUP BY r.state",
+                    states,
+                )
+                .fetchall()
+            )
+        return [RecipientBacklog(RecipientState(r[0]), int(r[1]), float(r[2])) for r in rows]
 
     def to_resume(self, direction: Direction, *, limit: int = 100) -> list[TrackedPackage]:
         """Packages the daemon must carry on with (e.g. RECEIVED but not DELIVERED), urgent

@@ -469,6 +469,10 @@ class World:
         keys = home / "at-rest.keys"
         keys.write_text(f"test-1 {generate_key()}\n")
         keys.chmod(0o600)
+        # The shipped configurations read the hub secret from this file (secret_file).
+        secret = self.env[f"HUB_SECRET_AGENCY_{name}"]
+        (home / "hub.secret").write_text(secret + "\n")
+        (home / "hub.secret").chmod(0o600)
         return Agency(name, organ_id, config, home, self.env)
 
     @property

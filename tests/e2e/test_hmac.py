@@ -23,7 +23,10 @@ def test_wrong_secret_is_a_configuration_problem_not_a_message_failure(world: Wo
     record = world.json_record("01-ordinary.json")
     world.a.drop_record(record)
     wrong = secrets.token_hex(24)
-    world.a.start(extra_env={"HUB_SECRET_AGENCY_A": wrong})
+    secret_file = world.a.home / "hub.secret"  # where the shipped configuration reads it
+    right = secret_file.read_text()
+    secret_file.write_text(wrong + "\n")
+    world.a.start()
     world.b.start()
 
     def deferred_twice() -> bool:
@@ -51,6 +54,7 @@ def test_wrong_secret_is_a_configuration_problem_not_a_message_failure(world: Wo
 
     # The operator fixes the secret and restarts: the same package goes out.
     assert world.a.stop() == 0
+    secret_file.write_text(right)
     world.a.start()
     checks.wait_documents_at_b(world, [record])
     checks.wait_arrived(world, 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from connector.store.sqlite import SqliteStore
 from connector.store.states import InboundState, OutboundState, PackageKind
 from connector.trust.atrest import PayloadCipher, generate_key
 
-A, B = "000.00.31.H12", "000.00.32.H12"
+A, B, C = "000.00.31.H12", "000.00.32.H12", "000.00.33.H12"
 DOC_ID = f"{A},2025/07/01,12/SNV-VP"
 
 CONFIG = """\
@@ -143,3 +144,99 @@ def test_missing_store_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture
     code, _, err = run(capsys, "--store", str(tmp_path / "none.sqlite"), "list")
     assert code == 1 and "no tracking store" in err
     assert not (tmp_path / "none.sqlite").exists()
+
+
+@pytest.fixture
+def aged(deployment: tuple[Path, dict[str, int]]) -> tuple[Path, dict[str, int]]:
+    """Besides the deployment: a document SENT to B and C five hours ago; C never answered."""
+    config, ids = deployment
+    cipher = PayloadCipher.from_sources(key_file=config.parent / "at-rest.keys")
+    five_hours_ago = time.time() - 5 * 3600
+    store = SqliteStore(config.parent / "state" / "store.sqlite", cipher, clock=lambda: five_hours_ago)
+    facts = PackageFacts(
+        document_id=f"{A},2025/07/02,77/QĐ-SNV", sender=A, recipients=(B, C), code="77/QĐ-SNV"
+    )
+    new = NewOutbound("rec-77", PackageKind.EDOC, OutboundState.READY, raw=b"<edXML/>", facts=facts)
+    ids["old"] = store.add_outbound(new).package.id
+    store.mark_sent(ids["old"], "hub-77")
+    store.close()
+    store = SqliteStore(config.parent / "state" / "store.sqlite", cipher)
+    store.apply_status(ids["old"], B, "01")  # B confirmed arrival now; C is still SENT
+    store.close()
+    return config, ids
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        (f"{A},2025/07/02,77/QĐ-SNV", "old"),  # DocumentId
+        ("rec-77", "old"),  # the local record id
+        ("hub-77", "old"),  # the hub's id
+        ("77/QĐ", "old"),  # part of CodeNumber/Notation
+        ("hub-9", "inbound"),  # an inbound package by its hub id
+    ],
+)
+def test_find_by_any_identifier(
+    aged: tuple[Path, dict[str, int]], capsys: pytest.CaptureFixture[str], text: str, key: str
+) -> None:
+    config, ids = aged
+    code, out, err = run(capsys, "find", text, "--config", str(config), "--json")
+    assert code == 0, err
+    assert [json.loads(line)["id"] for line in out.splitlines()] == [ids[key]]
+
+
+def test_find_nothing_says_what_was_searched(
+    aged: tuple[Path, dict[str, int]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, _ = aged
+    code, _, err = run(capsys, "--config", str(config), "find", "no-such-thing")
+    assert code == 1 and "nothing found for 'no-such-thing'" in err
+
+
+def test_list_recipients_stuck_in_a_state(
+    aged: tuple[Path, dict[str, int]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, ids = aged
+    args = ("list", "--recipient-state", "SENT", "--older-than", "4h", "--config", str(config))
+    code, out, _ = run(capsys, *args, "--json")
+    assert code == 0
+    assert [json.loads(line)["id"] for line in out.splitlines()] == [ids["old"]]
+    code, out, _ = run(capsys, *args)
+    assert f"→ {C} SENT for 5.0 h" in out and f"{B} ARRIVED" in out
+    for extra, expected in (
+        (("--organ", C), [ids["old"]]),
+        (("--organ", B), []),  # B is past SENT
+        (("--older-than", "6h"), []),
+    ):
+        code, out, _ = run(capsys, *args, *extra, "--json")
+        assert [json.loads(line)["id"] for line in out.splitlines()] == expected, extra
+    code, out, _ = run(capsys, "list", "--organ", B, "--store", str(config.parent / "state" / "store.sqlite"), "--json")
+    assert {json.loads(line)["id"] for line in out.splitlines()} == set(ids.values())
+    with pytest.raises(SystemExit) as usage:
+        run(capsys, "list", "--older-than", "soon", "--config", str(config))
+    assert usage.value.code == 2 and "not a duration" in capsys.readouterr().err
+
+
+def test_config_before_or_after_the_action(
+    aged: tuple[Path, dict[str, int]], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config, ids = aged
+    monkeypatch.chdir(config.parent.parent)  # no config/connector.yaml here
+    before = run(capsys, "--config", str(config), "show", str(ids["old"]), "--json")
+    after = run(capsys, "show", str(ids["old"]), "--json", "--config", str(config))
+    assert before[0] == after[0] == 0 and before[1] == after[1]
+    code, _, err = run(
+        capsys, "--store", "x.sqlite", "show", "1", "--config", str(config)
+    )
+    assert code == 1 and "not both" in err
+
+
+def test_recipient_backlog_per_state(aged: tuple[Path, dict[str, int]]) -> None:
+    config, _ = aged
+    store = SqliteStore(config.parent / "state" / "store.sqlite", None)
+    try:
+        backlog = {b.state.value: b for b in store.recipient_backlog()}
+    finally:
+        store.close()
+    assert backlog["SENT"].count == 1 and time.time() - backlog["SENT"].oldest_since > 4.9 * 3600
+    assert backlog["ARRIVED"].count == 2 and backlog["PENDING"].count == 1
