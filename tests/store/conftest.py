@@ -1,13 +1,33 @@
+"""Store fixtures: every test of the shared suite runs on SQLite and on PostgreSQL.
+
+PostgreSQL tests get a fresh schema on ``CONNECTOR_TEST_PG_DSN`` (default: 127.0.0.1:5432,
+user postgres, database test, trust auth) and are skipped, saying why, when no server
+answers there.
+"""
+
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from psycopg.conninfo import make_conninfo
 
+from connector.store.postgres import PostgresStore
+from connector.store.postgres_db import check_reachable
 from connector.store.sqlite import SqliteStore
+
+PG_DSN = os.environ.get(
+    "CONNECTOR_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test"
+)
+
+Store = SqliteStore | PostgresStore
+StoreOpener = Callable[..., Store]
 
 
 class FakeClock:
@@ -50,8 +70,56 @@ def store_path(tmp_path: Path) -> Path:
     return tmp_path / "var" / "store.sqlite"
 
 
+@pytest.fixture(scope="session")
+def pg_dsn() -> str:
+    """The test database; commits are not flushed to disk (tests need no durability)."""
+    why = check_reachable(PG_DSN, timeout=2)
+    if why is not None:
+        pytest.skip(f"PostgreSQL not reachable at '{PG_DSN}' (CONNECTOR_TEST_PG_DSN): {why}")
+    return make_conninfo(PG_DSN, options="-c synchronous_commit=off")
+
+
 @pytest.fixture
-def store(store_path: Path, cipher: AesGcmTestCipher, clock: FakeClock) -> Iterator[SqliteStore]:
-    instance = SqliteStore(store_path, cipher, clock=clock)
-    yield instance
-    instance.close()
+def pg_schema(pg_dsn: str) -> Iterator[str]:
+    """A fresh, empty schema, dropped after the test."""
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{name}"')
+    yield name
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{name}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def open_store(
+    backend: str, request: pytest.FixtureRequest, store_path: Path, clock: FakeClock
+) -> Iterator[StoreOpener]:
+    """Opens store instances on one database (a file, or a PostgreSQL schema): a second
+    instance stands in for another process or replica. All are closed after the test."""
+    opened: list[Store] = []
+    if backend == "postgres":
+        dsn, schema = request.getfixturevalue("pg_dsn"), request.getfixturevalue("pg_schema")
+
+    def opener(cipher: Any, **options: Any) -> Store:
+        options.setdefault("clock", clock)
+        instance: Store
+        if backend == "postgres":
+            instance = PostgresStore(dsn, cipher, schema=schema, **options)
+        else:
+            instance = SqliteStore(store_path, cipher, **options)
+        opened.append(instance)
+        return instance
+
+    yield opener
+    for instance in opened:
+        instance.close()
+
+
+@pytest.fixture
+def store(open_store: StoreOpener, cipher: AesGcmTestCipher) -> Store:
+    return open_store(cipher)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from connector.store.api import NewOutbound, PackageFacts
-from connector.store.sqlite import SqliteStore
 from connector.store.states import OutboundState, PackageKind
+from tests.store.conftest import Store
 
 
-def _ready(store: SqliteStore, local_id: str) -> int:
+def _ready(store: Store, local_id: str) -> int:
     return store.add_outbound(
         NewOutbound(
             local_id=local_id,
@@ -19,7 +19,7 @@ def _ready(store: SqliteStore, local_id: str) -> int:
     ).package.id
 
 
-def test_stale_leases_are_released_for_the_new_process(store: SqliteStore) -> None:
+def test_stale_leases_are_released_for_the_new_process(store: Store) -> None:
     first, second = _ready(store, "1"), _ready(store, "2")
     claimed = store.claim("old-process", limit=2, lease_seconds=3600)
     assert {p.id for p in claimed} == {first, second}
