@@ -116,6 +116,8 @@ class NullMetrics:
 
     def status(self, direction: str, code: str) -> None:
         pass
+    def received_deviation(self, element: str | None) -> None: ...
+
 
     def refused_record(self, reason: str) -> None:
         pass
@@ -135,6 +137,9 @@ class Timing:
 
 @dataclass
 class Services:
+    def received_deviation(self, element: str | None) -> None:
+        pass
+
     """Everything the pipelines use, built once at start."""
 
     agency: Organization
