@@ -130,10 +130,21 @@ class AmqpConfig(Section):
         return {k: v for k, v in self.model_dump().items() if k not in skip and v is not None}
 
 
+class LocalLimitsConfig(Section):
+    """Fields of ``connector.local.base.RecordLimits``: bounds on records, enforced while
+    reading (a record over a limit is refused with its reason, never read whole)."""
+
+    max_record_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_file_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
+    max_attachments: int = Field(default=100, ge=1)
+    max_text_chars: int = Field(default=100_000, ge=100)
+
+
 class LocalConfig(Section):
     type: Literal["spool", "amqp"] = "spool"
     spool: SpoolConfig | None = None
     amqp: AmqpConfig | None = None
+    limits: LocalLimitsConfig = LocalLimitsConfig()
 
     @model_validator(mode="after")
     def _selected_section_given(self) -> LocalConfig:

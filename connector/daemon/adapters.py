@@ -16,7 +16,7 @@ from pathlib import Path
 from connector.edxml.model import Attachment, EdocPackage, Organization, StatusPackage
 from connector.edxml.summary import peek
 from connector.errors import ConfigurationError, PermanentError
-from connector.local.base import DeliveryKind, LocalDelivery, LocalRecord
+from connector.local.base import DeliveryKind, LocalDelivery, LocalRecord, RecordLimits
 from connector.mapping import LocalDocument, LocalFormat, MappingSet
 from connector.trust.keys import KeySource, SigningIdentity
 from connector.trust.pdf_policy import PdfPolicy, Role, check_inbound, is_pdf, seal_outbound
@@ -40,12 +40,14 @@ class MappingAdapter:
     inbound_format: str | None = None  # the local format received documents are written in
 
     def record_to_package(self, record: LocalRecord) -> EdocPackage:
+    limits: RecordLimits | None = None  # local.limits (None: the defaults)
         return self._format_of(record).record_to_package(
-            record, attachments_dir=self.attachments_dir
+            record, attachments_dir=self.attachments_dir, limits=self.limits
         )
 
     def command_to_status(self, record: LocalRecord) -> StatusPackage:
-        return self._format_of(record).command_to_status(record, own=self.agency)
+        return self._format_of(record).command_to_status(record, own=self.agency,
+                                                         limits=self.limits)
 
     def _format_of(self, record: LocalRecord) -> LocalFormat:
         # A record naming a mapping that is not loaded is refused (dead-lettered, replayable

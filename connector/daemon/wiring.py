@@ -39,7 +39,7 @@ from connector.interconnect.credentials import Secret
 from connector.interconnect.edoc_rest import EdocRestClient, EdocRestSettings
 from connector.interconnect.vxp import VxpClient, VxpSettings
 from connector.local.amqp_settings import AmqpSettings, AmqpTopology
-from connector.local.base import Intake, Sink
+from connector.local.base import Intake, RecordLimits, Sink
 from connector.mapping import load_directory, load_mappings
 from connector.metrics import ConnectorMetrics, StoreSnapshot
 from connector.metrics_http import MetricsServer, MetricsSettings
@@ -188,13 +188,15 @@ def _local(
         from connector.local.amqp import AmqpLocalSide
 
         assert config.local.amqp is not None
-        side = AmqpLocalSide(amqp_settings(config.local.amqp), metrics=metrics)
+        side = AmqpLocalSide(amqp_settings(config.local.amqp), metrics=metrics,
+                             limits=record_limits(config))
         side.start()
         return side, side, side.close
     from connector.local.spool import SpoolFolder
 
     assert config.local.spool is not None
-    spool = SpoolFolder.from_config(config.local.spool, exclusive=exclusive)
+    spool = SpoolFolder.from_config(config.local.spool, exclusive=exclusive,
+                                    limits=record_limits(config))
     return spool, spool, spool.close
 
 
@@ -228,6 +230,11 @@ def _pool_factory(config: Config) -> Callable[[], concurrent.futures.Executor]:
         return concurrent.futures.ProcessPoolExecutor(
             size,
             mp_context=multiprocessing.get_context("spawn"),
+def record_limits(config: Config) -> RecordLimits:
+    """``local.limits`` as the local side and the mappings use them."""
+    return RecordLimits(**config.local.limits.model_dump())
+
+
             initializer=lifecycle.pool_process_started,
             initargs=(os.getpid(),),
         )
@@ -312,7 +319,8 @@ def build(
         hub=hub,
         intake=intake,
         sink=sink,
-        mapper=MappingAdapter(mappings, agency, attachments_dir=spool_dir),
+        mapper=MappingAdapter(mappings, agency, attachments_dir=spool_dir,
+                              limits=record_limits(config)),
         pdf=PdfAdapter(
             seal=seal,
             trust_dir=str(config.trust.trust_dir),

@@ -34,7 +34,7 @@ class RecordLimits:
     inline file data). Defaults are generous for real documents and small against memory.
     """
 
-    max_record_bytes: int = 64 * 1024 * 1024
+    max_record_bytes: int = 8 * 1024 * 1024
     max_file_bytes: int = 50 * 1024 * 1024
     max_attachments: int = 100
     max_text_chars: int = 100_000

@@ -132,6 +132,16 @@ def _negated(words: list[str], index: int) -> bool:
     return index > 0 and words[index - 1] in _NEGATIONS
 
 
+def hidden_value(context: Any, path: Any) -> bool:
+    """True when an XML element at ``path`` has no text but attributes or child elements:
+    its value is somewhere the mapping does not read (``<DoMat Ma="Mat"/>``)."""
+    elements = getattr(path, "elements", None)
+    if elements is None:  # a JSON path, or an attribute path: the value is read as it is
+        return False
+    return any(not (el.text or "").strip() and (len(el.attrib) or len(el))
+               for el in elements(context))
+
+
 def is_declared_secret(local_value: str) -> bool:
     """True if a spelling already means a secret class (a mapping may not call it public)."""
     found = classify(local_value)

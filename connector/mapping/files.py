@@ -3,8 +3,11 @@
 A record names each file and either carries it inline (base64) or references a file the
 local system put in the configured attachments directory (for big files). References are
 plain relative names inside that directory: absolute paths, ``..``, links leading outside,
-and anything but a regular file are refused. The reverse direction gives files back with
-safe names. This module handles bytes and names; it must not know about packages' XML.
+and anything but a regular file are refused before it is opened (a FIFO must never block
+intake); a file is opened without blocking and read at most up to the limit. The reverse
+direction gives files back with names that fit any file system and never collide with the
+files the spool writes beside them (``connector.local.filenames``). This module handles
+bytes and names; it must not know about packages' XML.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import stat
 import unicodedata
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
+from connector.local.filenames import DELIVERY_RESERVED, fit_names
 from connector.mapping.values import ValueProblem
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
@@ -72,7 +76,10 @@ def read_claim_check(reference: str, spool: Path | None, *, limit: int = MAX_FIL
         raise ValueProblem("the file reference leads outside the attachments directory "
                            "(refused)")
     try:
-        fd = os.open(candidate, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        mode = os.lstat(candidate).st_mode
+        if not stat.S_ISREG(mode):  # never open a FIFO or a device: opening one may block
+            raise ValueProblem(f"the reference {ref!r} is {_kind(mode)}, not a regular file")
+        fd = os.open(candidate, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
         raise ValueProblem(f"the referenced file {ref!r} is not in the attachments "
                            "directory") from None
@@ -88,10 +95,25 @@ def read_claim_check(reference: str, spool: Path | None, *, limit: int = MAX_FIL
                                f"{limit}-byte limit")
         with os.fdopen(fd, "rb") as handle:
             fd = -1
-            return handle.read(limit + 1)
+            data = handle.read(limit + 1)
+        if len(data) > limit:  # it grew while being read
+            raise ValueProblem(f"the referenced file is over the {limit}-byte limit")
+        return data
     finally:
         if fd >= 0:
             os.close(fd)
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    return "a special file"
 
 
 def check_magic(data: bytes, content_type: str) -> None:
@@ -101,18 +123,7 @@ def check_magic(data: bytes, content_type: str) -> None:
 
 
 def local_file_names(names: list[str]) -> list[str]:
-    """Safe, unique file names for files handed to the local side."""
-    out: list[str] = []
-    seen: set[str] = set()
-    for i, name in enumerate(names, start=1):
-        base = _UNSAFE_NAME.sub("_", PureWindowsPath(name.replace("/", "\\")).name).strip()
-        base = base.lstrip(".") or f"file-{i}"
-        candidate = base
-        n = 1
-        while candidate.casefold() in seen:
-            n += 1
-            stem, dot, ext = base.rpartition(".")
-            candidate = f"{stem}-{n}.{ext}" if dot and stem else f"{base}-{n}"
-        seen.add(candidate.casefold())
-        out.append(candidate)
-    return out
+    """File names for files handed to the local side: unique, fitting any file system
+    (at most 200 bytes, no control or bidi characters, no device names) and never one of the
+    names the spool writes beside them (record.json, delivery.json)."""
+    return fit_names(names, reserved=DELIVERY_RESERVED)

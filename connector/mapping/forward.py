@@ -4,6 +4,9 @@
 values, collecting *every* problem (so an operator fixes a record in one go).
 ``assemble_edoc`` / ``assemble_status`` turn those values into the immutable model objects,
 checking what spans fields (DocumentId composition, future dates, business types, the files).
+Bounds (``RecordLimits``) hold while reading: the record's size before parsing, duplicate
+JSON keys refused (a second "do_mat" must never win over the first), one text value's
+length, the number of files, each file's size before it is read.
 The classification gate runs before this module is called; it must not do I/O other than
 reading claim-check files, and must not build XML.
 """
@@ -40,11 +43,11 @@ from connector.edxml.model import (
     TraceHeader,
     compose_document_id,
 )
+from connector.local.base import RecordLimits
 from connector.mapping import files
 from connector.mapping import targets as tg
 from connector.mapping.directory import Directory
 from connector.mapping.paths import (
-    MAX_RECORD_BYTES,
     MISSING,
     JsonPath,
     RecordSyntaxError,
@@ -79,22 +82,38 @@ class Source:
         return [Source(x) for x in (found if isinstance(found, list) else [found])]
 
 
-def parse_record(mapping: CompiledMapping, body: bytes, root: str | None) -> Source:
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different; readers disagree on a repeated key."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            shown = key if len(key) <= 40 else key[:40] + "…"
+            raise RecordSyntaxError(f"the JSON record repeats the key {shown!r} in one object; "
+                                    "readers disagree on which one counts, so it is refused")
+        out[key] = value
+    return out
+
+
+def parse_record(mapping: CompiledMapping, body: bytes, root: str | None,
+                 limits: RecordLimits | None = None) -> Source:
     """Parse record bytes per the mapping's syntax (JSON, or XML with the hardened parser)."""
+    limit = (limits or RecordLimits()).max_record_bytes
+    if len(body) > limit:
+        raise RecordSyntaxError(f"the record is {len(body)} bytes, over the {limit}-byte "
+                                "limit for records (local.limits.max_record_bytes)")
     if mapping.syntax == "xml":
-        element = parse_xml_record(body)
+        element = parse_xml_record(body, limit=limit)
         if root is not None and etree.QName(element).localname != root.split(":")[-1]:
             raise RecordSyntaxError(f"the XML record's root element is "
                                     f"<{etree.QName(element).localname}>, expected <{root}> "
                                     f"(mapping {mapping.name!r})")
         return Source(element)
-    if len(body) > MAX_RECORD_BYTES:
-        raise RecordSyntaxError(f"the JSON record is {len(body)} bytes, over the "
-                                f"{MAX_RECORD_BYTES}-byte limit for records")
     try:
-        data = json.loads(body.decode("utf-8-sig"))
+        data = json.loads(body.decode("utf-8-sig"), object_pairs_hook=_unique_keys)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RecordSyntaxError(f"the record is not valid UTF-8 JSON: {exc}") from None
+    except RecursionError:
+        raise RecordSyntaxError("the JSON record nests too deeply to be read") from None
     if not isinstance(data, dict):
         raise RecordSyntaxError("a JSON record must be an object ({...})")
     return Source(data)
@@ -107,25 +126,31 @@ def record_id_of(mapping: CompiledMapping, source: Source) -> str:
 
 # ----------------------------------------------------------------------------- reading
 def read_section(section: CompiledSection, source: Source, directory: Directory,
-                 problems: list[str]) -> dict[str, Any]:
+                 problems: list[str], limits: RecordLimits | None = None) -> dict[str, Any]:
     values: dict[str, Any] = {}
+    bounds = limits or RecordLimits()
     for name, field in section.fields.items():
         if field.target.reverse_only:
             continue
-        values[name] = _read_field(field, source, directory, problems, prefix="")
+        values[name] = _read_field(field, source, directory, problems, prefix="",
+                                   limits=bounds)
     return values
 
 
 def _read_field(field: CompiledField, source: Source, directory: Directory,
-                problems: list[str], prefix: str) -> Any:
+                problems: list[str], prefix: str, limits: RecordLimits) -> Any:
     target = field.target
     label = prefix + field.where
     if target.kind is tg.Kind.GROUP:
         items = source.children(field.path) if field.path is not None else []
+        if target.name == "attachments" and len(items) > limits.max_attachments:
+            problems.append(f"{label}: {len(items)} files, over the limit of "
+                            f"{limits.max_attachments} (local.limits.max_attachments)")
+            return []
         groups = []
         for i, item in enumerate(items):
             sub_prefix = f"{label}[{i}]." if target.many else f"{label}."
-            groups.append({name: _read_field(sub, item, directory, problems, sub_prefix)
+            groups.append({name: _read_field(sub, item, directory, problems, sub_prefix, limits)
                            for name, sub in field.fields.items()})
         if field.required and not groups:
             problems.append(f"{label}: required, but the record has none")
@@ -140,6 +165,12 @@ def _read_field(field: CompiledField, source: Source, directory: Directory,
     if not target.many and len(raw) > 1:
         problems.append(f"{label}: the path matches {len(raw)} values, one expected")
         return None
+    if target.name != "data":  # inline file data is bounded by the file size limit instead
+        longest = max((len(v) for v in raw if isinstance(v, str)), default=0)
+        if longest > limits.max_text_chars:
+            problems.append(f"{label}: a value of {longest} characters, over the limit of "
+                            f"{limits.max_text_chars} (local.limits.max_text_chars)")
+            return [] if target.many else None
     out = []
     for value in raw:
         try:
@@ -170,7 +201,7 @@ def _staff(values: Mapping[str, Any]) -> StaffInfo | None:
 
 
 def _file(group: Mapping[str, Any], index: int, spool: Path | None, label: str,
-          problems: list[str]) -> Attachment | None:
+          problems: list[str], limit: int = files.MAX_FILE_BYTES) -> Attachment | None:
     name = group.get("name")
     if not name:
         problems.append(f"{label}: the file has no name")
@@ -182,8 +213,8 @@ def _file(group: Mapping[str, Any], index: int, spool: Path | None, label: str,
         return None
     try:
         clean = files.check_name(name)
-        data = (files.decode_inline(group["data"]) if has_data
-                else files.read_claim_check(group["file"], spool))
+        data = (files.decode_inline(group["data"], limit=limit) if has_data
+                else files.read_claim_check(group["file"], spool, limit=limit))
         content_type = files.content_type_for(clean, group.get("content_type"))
         files.check_magic(data, content_type)
     except ValueProblem as exc:
@@ -194,7 +225,8 @@ def _file(group: Mapping[str, Any], index: int, spool: Path | None, label: str,
 
 
 def assemble_edoc(values: Mapping[str, Any], *, spool: Path | None, now: dt.datetime,
-                  problems: list[str]) -> EdocPackage | None:
+                  problems: list[str], limits: RecordLimits | None = None) -> EdocPackage | None:
+    file_limit = (limits or RecordLimits()).max_file_bytes
     number, notation = values.get("code_number"), values.get("code_notation")
     if values.get("code"):
         left, sep, right = str(values["code"]).partition("/")
@@ -213,13 +245,14 @@ def assemble_edoc(values: Mapping[str, Any], *, spool: Path | None, now: dt.date
     main = values.get("main_document")
     attachments: list[Attachment] = []
     if main:
-        found = _file(main, 1, spool, "main_document", problems)
+        found = _file(main, 1, spool, "main_document", problems, file_limit)
         if found is not None:
             attachments.append(found)
     elif business_type is not BusinessDocType.REVOKE:
         problems.append("main_document: the record has no main document file")
     for i, group in enumerate(values.get("attachments") or []):
-        found = _file(group, len(attachments) + 1, spool, f"attachments[{i}]", problems)
+        found = _file(group, len(attachments) + 1, spool, f"attachments[{i}]", problems,
+                      file_limit)
         if found is not None:
             attachments.append(found)
     replacements = tuple(ReplacementInfo(r["document_id"], tuple(r.get("organ_ids") or ()))

@@ -23,13 +23,13 @@ from pathlib import Path
 
 from connector.edxml.model import EdocPackage, Organization, StatusPackage
 from connector.errors import ConfigurationError
-from connector.local.base import LocalRecord
+from connector.local.base import LocalRecord, RecordLimits
 from connector.mapping import classification as gate
 from connector.mapping import forward
 from connector.mapping.directory import Directory, load_directory
 from connector.mapping.reverse import LocalDocument, edoc_to_record, status_to_record
 from connector.mapping.spec import CompiledMapping, CompiledSection, compile_mapping
-from connector.mapping.values import RecordError
+from connector.mapping.values import RecordError, blank
 from connector.mapping.yamlsource import Issue, MappingFileError
 from connector.timeutil import now_vn
 
@@ -49,10 +49,10 @@ class LocalFormat:
     def content_type(self) -> str:
         return "application/xml" if self.compiled.syntax == "xml" else "application/json"
 
-    def _parse(self, record: LocalRecord | bytes, root: str | None) -> tuple[
-            forward.Source, str]:
+    def _parse(self, record: LocalRecord | bytes, root: str | None,
+               limits: RecordLimits | None = None) -> tuple[forward.Source, str]:
         body = record.body if isinstance(record, LocalRecord) else record
-        source = forward.parse_record(self.compiled, body, root)
+        source = forward.parse_record(self.compiled, body, root, limits)
         given = record.record_id if isinstance(record, LocalRecord) else ""
         return source, given or forward.record_id_of(self.compiled, source)
 
@@ -71,6 +71,15 @@ class LocalFormat:
         if c.path is None:
             return gate.Classification.PUBLIC  # the mapping states: never secret (never_secret)
         found = source.values(c.path)
+        extra = [v for path in c.also for v in source.values(path)]
+        if not any(not blank(v) for v in extra) and gate.hidden_value(source.node, c.path):
+            raise gate.ClassificationRefused(
+                f"record {record_id!r} refused: the classification element {c.field!r} has no "
+                "text but carries attributes or child elements the mapping does not read; the "
+                "connector cannot tell its độ mật (rules R2). Name the attribute under "
+                "classification.also in the mapping",
+                reason=gate.UNKNOWN_REASON, field=c.field, classification=None)
+        found = [*found, *(v for v in extra if not blank(v))]
         if len(found) > 1:
             found = [next((v for v in found if gate.classify(v, c.values) != gate.
                            Classification.PUBLIC), found[0])]
@@ -80,26 +89,29 @@ class LocalFormat:
 
     def record_to_package(self, record: LocalRecord | bytes, *,
                           attachments_dir: Path | None = None,
-                          now: dt.datetime | None = None) -> EdocPackage:
+                          now: dt.datetime | None = None,
+                          limits: RecordLimits | None = None) -> EdocPackage:
         """Gate, then map a document record to an EdocPackage (with one TraceHeader: us, now)."""
-        source, record_id = self._parse(record, self.compiled.document.root)
+        source, record_id = self._parse(record, self.compiled.document.root, limits)
         self._gate(source, record_id)
         problems: list[str] = []
-        values = forward.read_section(self.compiled.document, source, self.directory, problems)
+        values = forward.read_section(self.compiled.document, source, self.directory, problems,
+                                      limits)
         pkg = forward.assemble_edoc(values, spool=attachments_dir, now=now or now_vn(),
-                                    problems=problems)
+                                    problems=problems, limits=limits)
         if pkg is None:
             raise RecordError(problems or ["the record could not be mapped"],
                               record_id=record_id, mapping=self.name)
         return pkg
 
     def command_to_status(self, command: LocalRecord | bytes, *, own: Organization | None = None,
-                          now: dt.datetime | None = None) -> StatusPackage:
+                          now: dt.datetime | None = None,
+                          limits: RecordLimits | None = None) -> StatusPackage:
         """Map a local workflow command (02-06, 13, 15, 16) to a StatusPackage from ``own``."""
         section = self._status_section()
-        source, record_id = self._parse(command, section.root)
+        source, record_id = self._parse(command, section.root, limits)
         problems: list[str] = []
-        values = forward.read_section(section, source, self.directory, problems)
+        values = forward.read_section(section, source, self.directory, problems, limits)
         pkg = forward.assemble_status(values, own=own, now=now or now_vn(), problems=problems)
         if pkg is None:
             raise RecordError(problems or ["the command could not be mapped"],

@@ -73,6 +73,9 @@ class ClassificationSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     field: str | None = None
+    # Further places the value may be (legacy XML writes it as an attribute, DoMat/@Ma):
+    # every place is read, and any secret value among them refuses the record.
+    also: list[str] = Field(default_factory=list)
     values: dict[str, _CLASSES] = Field(default_factory=dict)
     absent_means_public: bool = False
     never_secret: str | None = None
@@ -144,6 +147,7 @@ class CompiledClassification:
     values: dict[str, gate.Classification]
     absent_means_public: bool
     never_secret: str | None
+    also: tuple[AnyPath, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -280,8 +284,12 @@ class _Compiler:
                           "remove it: secret spellings are always refused")
             values[local] = cls
         path = self.path(c.field, (*loc, "field")) if c.field is not None else None
+        also = [self.path(text, (*loc, "also", i)) for i, text in enumerate(c.also)]
+        if c.also and c.field is None:
+            self.fail((*loc, "also"), "'also' adds places to 'field'; give 'field' first",
+                      "e.g. field: DoMat, also: [DoMat/@Ma]")
         return CompiledClassification(path, c.field or "", values, c.absent_means_public,
-                                      c.never_secret)
+                                      c.never_secret, tuple(p for p in also if p is not None))
 
     def _section(self, name: str, section: SectionSpec, known: dict[str, tg.Target],
                  required: tuple[tuple[str, ...], ...]) -> CompiledSection:
