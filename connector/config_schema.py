@@ -408,9 +408,23 @@ class MetricsConfig(Section):
 class DeadlinesConfig(Section):
     """R6: send the day of signing, at the latest the next working morning."""
 
-    holidays: list[dt.date] = Field(default_factory=list)
+    # Vietnam's public holidays (Tết, Giỗ Tổ Hùng Vương …) from the `holidays` package.
+    public_holidays: bool = True
+    days_off: list[dt.date] = Field(default_factory=list)  # each year's swapped days off
+    working_days: list[dt.date] = Field(default_factory=list)  # make-up working days (Sat)
+    holidays: list[dt.date] = Field(default_factory=list)  # more days off (older key)
     weekend: list[int] = Field(default_factory=lambda: [6, 7])  # ISO weekdays: 6 Sat, 7 Sun
     next_morning_until: dt.time = dt.time(12, 0)
+
+    @model_validator(mode="after")
+    def _off_or_working(self) -> DeadlinesConfig:
+        both = sorted(set(self.days_off + self.holidays) & set(self.working_days))
+        if both:
+            raise ValueError(
+                f"{', '.join(d.isoformat() for d in both)} listed both as a day off and as a "
+                "working day (deadlines.days_off / holidays vs deadlines.working_days)"
+            )
+        return self
 
     @field_validator("next_morning_until", mode="before")
     @classmethod

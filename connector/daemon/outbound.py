@@ -40,12 +40,12 @@ from connector.store.api import (
     TrackedPackage,
 )
 from connector.store.states import OutboundState, PackageKind
-from connector.timeutil import VN_TZ
+from connector.workcalendar import WorkingCalendar
 
 log = logging.getLogger("connector.outbound")
 
 
-def facts_of(package: Package, holidays: frozenset[dt.date] = frozenset()) -> PackageFacts:
+def facts_of(package: Package, calendar: WorkingCalendar | None = None) -> PackageFacts:
     if isinstance(package, StatusPackage):
         response = package.response_for
         # A recall request (13) goes to the document's recipients; every other status goes
@@ -63,7 +63,9 @@ def facts_of(package: Package, holidays: frozenset[dt.date] = frozenset()) -> Pa
         recipients=tuple(t.organ_id for t in package.to),
         priority=package.priority,
         code=str(package.code),
-        deadline_at=send_deadline(package.promulgation_info.promulgation_date, holidays),
+        deadline_at=send_deadline(
+            package.promulgation_info.promulgation_date, calendar or WorkingCalendar()
+        ),
     )
 
 
@@ -101,7 +103,7 @@ def prepare(services: Services, record: LocalRecord) -> tuple[bytes, PackageFact
             ) from None
     raw = seal_and_sign(services, package)
     kind = PackageKind.STATUS if isinstance(package, StatusPackage) else PackageKind.EDOC
-    facts = facts_of(package, services.holidays)
+    facts = facts_of(package, services.calendar)
     if isinstance(package, StatusPackage) and package.status_code is StatusCode.RECALL_REQUEST:
         facts = _recall_facts(services, package, facts)
     return raw, facts, kind
@@ -329,9 +331,6 @@ def resume_accepted(services: Services) -> int:
     return resumed
 
 
-def send_deadline(signed_on: dt.date, holidays: frozenset[dt.date]) -> float:
+def send_deadline(signed_on: dt.date, calendar: WorkingCalendar) -> float:
     """R6: send the day it is signed, at the latest the next working morning (12:00 VN)."""
-    day = signed_on + dt.timedelta(days=1)
-    while day.weekday() >= 5 or day in holidays:
-        day += dt.timedelta(days=1)
-    return dt.datetime.combine(day, dt.time(12, 0), tzinfo=VN_TZ).timestamp()
+    return calendar.send_deadline(signed_on)

@@ -8,7 +8,6 @@ may pass simpler objects. This module defines types; it must not do I/O.
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -22,6 +21,7 @@ from connector.errors import ConnectorError, TransientError
 from connector.interconnect.base import HubTransport
 from connector.local.base import Intake, LocalDelivery, LocalEvent, LocalRecord, Sink
 from connector.store.api import TrackingStore
+from connector.workcalendar import WorkingCalendar
 
 T = TypeVar("T")
 _pool_lock = threading.Lock()
@@ -158,7 +158,7 @@ class Services:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timing: Timing = field(default_factory=Timing)
     zip_for: Callable[[str], bool] = lambda _organ_id: True  # zip attachments for this peer
-    holidays: frozenset[dt.date] = frozenset()
+    calendar: WorkingCalendar = field(default_factory=WorkingCalendar)  # R6
     worker_id: str = "connector"
     clock: Callable[[], float] | None = None
     # Test hook: called with a point name ("after_store_ready", "after_deliver", ...);

@@ -51,6 +51,7 @@ from connector.trust.keys import KeySource, SigningIdentity, load_certificates
 from connector.trust.pdf_policy import PdfPolicy
 from connector.trust.pdf_seal import StampOptions
 from connector.trust.truststore import TrustStore
+from connector.workcalendar import WorkingCalendar
 
 log = logging.getLogger("connector.wiring")
 
@@ -352,7 +353,7 @@ def build(
             lease_seconds=config.polling.lease_seconds,
         ),
         zip_for=config.hub.zip_attachments.for_peer,
-        holidays=frozenset(config.deadlines.holidays),
+        calendar=_calendar(config),
         worker_id=f"{config.agency.organ_id}:{time.time_ns()}",
         fault_hook=fault_hook,
     )
@@ -377,6 +378,18 @@ def build(
         runtime.metrics_server = server
         closers.append(server.stop)
     return runtime
+
+
+def _calendar(config: Config) -> WorkingCalendar:
+    """R6's working days: Vietnam's public holidays and this year's swaps."""
+    deadlines = config.deadlines
+    return WorkingCalendar.of(
+        weekend=deadlines.weekend,
+        days_off=[*deadlines.days_off, *deadlines.holidays],
+        working_days=deadlines.working_days,
+        public_holidays=deadlines.public_holidays,
+        next_morning_until=deadlines.next_morning_until,
+    )
 
 
 def _health(config: Config, metrics: ConnectorMetrics) -> Health:

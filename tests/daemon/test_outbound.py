@@ -28,6 +28,7 @@ from connector.trust import payload
 from connector.trust.keys import load_certificate, load_private_key
 from connector.trust.pdf_verify import verify_pdf
 from connector.trust.truststore import SignerKind, TrustStore
+from connector.workcalendar import WorkingCalendar
 from tests.e2e.harness import A_ID, B_ID, EXAMPLES, World, drop, today
 from tests.e2e.inprocess import daemon_pki, runtime, world  # noqa: F401
 
@@ -228,8 +229,9 @@ def test_intake_loop_retries_a_record_whose_preparation_failed_for_now(
     ],
 )
 def test_send_deadline_is_the_next_working_morning(signed: dt.date, expected: dt.date) -> None:
-    holidays = frozenset({dt.date(2026, 4, 30), dt.date(2026, 5, 1)})
-    deadline = dt.datetime.fromtimestamp(outbound.send_deadline(signed, holidays), VN_TZ)
+    calendar = WorkingCalendar.of(days_off=[dt.date(2026, 4, 30), dt.date(2026, 5, 1)],
+                                  public_holidays=False)
+    deadline = dt.datetime.fromtimestamp(outbound.send_deadline(signed, calendar), VN_TZ)
     assert deadline == dt.datetime.combine(expected, dt.time(12, 0), tzinfo=VN_TZ)
 
 
