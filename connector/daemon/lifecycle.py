@@ -127,6 +127,9 @@ def pool_process_started(parent_pid: int, interval: float = 1.0) -> None:
     leaving an orphan that holds resources of a connector that is being restarted.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from connector.logsetup import quiet_known_warnings
+
+    quiet_known_warnings()  # spawned: the parent's warning filters are not inherited
 
     def watch() -> None:
         while os.getppid() == parent_pid:
