@@ -38,9 +38,9 @@ class MappingAdapter:
     agency: Organization
     attachments_dir: Path | None = None
     inbound_format: str | None = None  # the local format received documents are written in
+    limits: RecordLimits | None = None  # local.limits (None: the defaults)
 
     def record_to_package(self, record: LocalRecord) -> EdocPackage:
-    limits: RecordLimits | None = None  # local.limits (None: the defaults)
         return self._format_of(record).record_to_package(
             record, attachments_dir=self.attachments_dir, limits=self.limits
         )

@@ -201,6 +201,11 @@ def _local(
     return spool, spool, spool.close
 
 
+def record_limits(config: Config) -> RecordLimits:
+    """``local.limits`` as the local side and the mappings use them."""
+    return RecordLimits(**config.local.limits.model_dump())
+
+
 def amqp_settings(section: AmqpConfig) -> AmqpSettings:
     """``AmqpSettings`` from the configuration: names get the prefix unless given in full."""
     defaults = AmqpTopology()
@@ -231,11 +236,6 @@ def _pool_factory(config: Config) -> Callable[[], concurrent.futures.Executor]:
         return concurrent.futures.ProcessPoolExecutor(
             size,
             mp_context=multiprocessing.get_context("spawn"),
-def record_limits(config: Config) -> RecordLimits:
-    """``local.limits`` as the local side and the mappings use them."""
-    return RecordLimits(**config.local.limits.model_dump())
-
-
             initializer=lifecycle.pool_process_started,
             initargs=(os.getpid(),),
         )
