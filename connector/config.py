@@ -312,7 +312,7 @@ def _files(config: Config) -> Iterator[tuple[str, Path | None, str]]:
     the connector makes if missing)."""
     yield "agency.directory", config.agency.directory, "file"
     yield "mappings.dir", config.mappings.dir, "dir"
-    yield "store.path", config.store.path.parent, "creatable"
+    yield "store.path", config.store.path.parent if config.store.path else None, "creatable"
     yield "store.at_rest_key_file", config.store.at_rest_key_file, "file"
     yield "trust.trust_dir", config.trust.trust_dir, "dir"
     yield "trust.crl_dir", config.trust.crl_dir, "dir"
@@ -349,6 +349,7 @@ def _secrets(config: Config) -> Iterator[tuple[str, SecretRef]]:
     yield "hub.secret", config.hub.secret
     yield "hub.tls.client_key_password", config.hub.tls.client_key_password
     yield "store.at_rest_key", SecretRef(env=config.store.at_rest_key_env)
+    yield "store.dsn", config.store.dsn_secret
     for where, key in (
         ("trust.seal", config.trust.seal),
         ("trust.xml_signer", config.trust.xml_signer),

@@ -260,11 +260,22 @@ class HubConfig(Section):
 
 
 class StoreConfig(Section):
-    type: Literal["sqlite"] = "sqlite"
-    path: ConfigPath
+    """The tracking store: a SQLite file (one daemon), or PostgreSQL (any number of replicas
+    with the same configuration; README "PostgreSQL store / replicas")."""
+
+    type: Literal["sqlite", "postgres"] = "sqlite"
+    path: ConfigPath | None = None  # sqlite: the store file
     at_rest_key_file: ConfigPath | None = None  # keyring: "<key-id> <base64>" per line
     at_rest_key_env: EnvName | None = None
-    busy_timeout: Seconds = 30.0
+    busy_timeout: Seconds = 30.0  # sqlite
+    # postgres: a libpq connection string or URI without its password (password in
+    # ~/.pgpass or PGPASSWORD), or the whole string from dsn_env / dsn_file.
+    dsn: str | None = Field(default=None, min_length=1)
+    dsn_env: EnvName | None = None
+    dsn_file: ConfigPath | None = None
+    schema_name: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    pool_size: int = Field(default=4, ge=1, le=100)  # connections per replica
+    connect_timeout: Seconds = 10.0
 
     @model_validator(mode="after")
     def _key_source(self) -> StoreConfig:
@@ -272,7 +283,37 @@ class StoreConfig(Section):
             raise ValueError(
                 "payloads are encrypted at rest: give at_rest_key_file or at_rest_key_env"
             )
+        given = [n for n in ("dsn", "dsn_env", "dsn_file") if getattr(self, n) is not None]
+        if self.type == "sqlite":
+            if self.path is None:
+                raise ValueError("a sqlite store needs path (the store file)")
+            if given:
+                raise ValueError(f"{given[0]} is for type: postgres (this store is sqlite)")
+        else:
+            if self.path is not None:
+                raise ValueError("path is for type: sqlite (a postgres store takes dsn)")
+            if len(given) != 1:
+                raise ValueError("a postgres store needs one of dsn, dsn_env or dsn_file")
+            if self.dsn is not None and _has_password(self.dsn):
+                raise ValueError(
+                    "store.dsn holds a password: put the connection string in dsn_env or "
+                    "dsn_file, or the password in ~/.pgpass or PGPASSWORD"
+                )
         return self
+
+    @property
+    def dsn_secret(self) -> SecretRef:
+        """Where the whole connection string lives when it is not written in ``dsn``."""
+        return SecretRef(self.dsn_env, self.dsn_file)
+
+
+def _has_password(dsn: str) -> bool:
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        return bool(conninfo_to_dict(dsn).get("password"))
+    except Exception as exc:  # psycopg.ProgrammingError: not a connection string
+        raise ValueError(f"store.dsn is not a PostgreSQL connection string: {exc}") from None
 
 
 class MappingsConfig(Section):

@@ -255,6 +255,9 @@ def _store(c: _Collector) -> None:
     from connector.store.schema import SCHEMA_VERSION
 
     path = c.config.store.path
+    if path is None:  # PostgreSQL: reached by check --online only
+        c.fact("store", f"postgres (pool of {c.config.store.pool_size} per replica)")
+        return
     if not path.exists():
         c.fact("store", f"sqlite {path} (does not exist yet: created at the first run)")
         return

@@ -201,6 +201,12 @@ def _amqp_reason(exc: BaseException) -> str:
 
 def probe_store(config: Config) -> Probe:
     path = config.store.path
+    if path is None:  # PostgreSQL (replicas)
+        from connector.store import configured_dsn
+        from connector.store.postgres_db import probe_database
+
+        ok, detail = probe_database(configured_dsn(config.store), config.store.schema_name)
+        return Probe("store", ok, detail)
     if not path.exists():
         return Probe("store", True, f"{path} does not exist yet (created at the first run)")
     try:

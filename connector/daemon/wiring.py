@@ -43,8 +43,8 @@ from connector.local.base import Intake, RecordLimits, Sink
 from connector.mapping import load_directory, load_mappings
 from connector.metrics import ConnectorMetrics, StoreSnapshot
 from connector.metrics_http import MetricsServer, MetricsSettings
-from connector.store.api import state_mapping
-from connector.store.sqlite import SqliteStore
+from connector.store import open_configured_store
+from connector.store.api import TrackingStore, state_mapping
 from connector.trust import payload
 from connector.trust.atrest import PayloadCipher
 from connector.trust.keys import KeySource, SigningIdentity, load_certificates
@@ -273,8 +273,7 @@ def build(
     cipher = PayloadCipher.from_sources(
         key_file=config.store.at_rest_key_file, key_env=config.store.at_rest_key_env
     )
-    config.store.path.parent.mkdir(parents=True, exist_ok=True)
-    store = SqliteStore(config.store.path, cipher, busy_timeout=config.store.busy_timeout)
+    store = open_configured_store(config.store, cipher)  # SQLite file or PostgreSQL
     closers.append(store.close)
     metrics.set_component_up("store", True)
     agency = _agency(config)
@@ -404,7 +403,7 @@ def _health(config: Config, metrics: ConnectorMetrics) -> Health:
 AT_RISK_WINDOW = 2 * 3600.0  # R6: a deadline this close counts as at risk
 
 
-def _snapshot(store: SqliteStore) -> StoreSnapshot:
+def _snapshot(store: TrackingStore) -> StoreSnapshot:
     now = time.time()
     counts = store.counts()
     outbox = sum(

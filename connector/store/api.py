@@ -365,6 +365,15 @@ class TrackingStore(Protocol):
         """Recipients of outbound documents per state not yet final (PENDING, SENT ...)."""
         ...
 
+    # -- replicas -------------------------------------------------------------------------
+    def try_hold_duty(self, name: str) -> bool:
+        """Whether this instance holds the singleton duty ``name`` (inbox polling of a hub
+        account, resume, retention), taking it if no other replica does. Ask before each
+        round; a dead holder's duty is free within seconds. SQLite: always ``True``."""
+        ...
+
+    def release_duty(self, name: str) -> None: ...
+
     def close(self) -> None: ...
 
 

@@ -156,6 +156,10 @@ def _open(args: argparse.Namespace) -> tuple[TrackingStore, Config | None]:
 
         config_file = Path(args.config or os.environ.get("CONNECTOR_CONFIG") or DEFAULT_CONFIG)
         config = load_config(config_file)
+        if config.store.path is None:  # a PostgreSQL store (replicas)
+            from connector.store import open_configured_store
+
+            return open_configured_store(config.store, None), config
         path = config.store.path
     if not path.is_file():
         raise ConnectorError(f"no tracking store at {path} (has the connector run yet?)")
@@ -379,7 +383,7 @@ def _show(
 
 
 def _export_raw(package: TrackedPackage, config: Config | None, to: Path) -> None:
-    from connector.store.sqlite import SqliteStore
+    from connector.store import open_configured_store
     from connector.trust.atrest import PayloadCipher as AtRestCipher
 
     if config is None:
@@ -387,7 +391,7 @@ def _export_raw(package: TrackedPackage, config: Config | None, to: Path) -> Non
     cipher: PayloadCipher = AtRestCipher.from_sources(
         key_file=config.store.at_rest_key_file, key_env=config.store.at_rest_key_env
     )
-    keyed = SqliteStore(config.store.path, cipher)
+    keyed = open_configured_store(config.store, cipher)
     try:
         raw = keyed.raw(package.id)
     finally:

@@ -145,9 +145,7 @@ class PostgresDatabase(SqlDatabase):
         self._cipher = cipher
         self._clock = clock
         params = conninfo_to_dict(dsn)
-        self._where = "postgresql://{}:{}/{}".format(
-            params.get("host", "localhost"), params.get("port", 5432), params.get("dbname", "")
-        ) + (f" (schema {schema})" if schema else "")
+        self._where = self.where(dsn, schema)
         options = str(params.get("options") or "")
         if schema:
             options += f" -c search_path={schema}"
@@ -189,6 +187,14 @@ class PostgresDatabase(SqlDatabase):
 
     def describe(self) -> str:
         return self._where
+
+    @staticmethod
+    def where(dsn: str, schema: str | None) -> str:
+        """The database as named in messages: never with its password."""
+        params = conninfo_to_dict(dsn)
+        host, port = params.get("host", "localhost"), params.get("port", 5432)
+        name = f"postgresql://{host}:{port}/{params.get('dbname', '')}"
+        return name + (f" (schema {schema})" if schema else "")
 
     # -- connections ---------------------------------------------------------------------
     @contextmanager
@@ -328,3 +334,24 @@ def check_reachable(dsn: str, timeout: float = 3.0) -> str | None:
     except psycopg.Error as exc:
         return str(exc).strip() or type(exc).__name__
     return None
+
+
+def probe_database(dsn: str, schema: str | None, timeout: float = 5.0) -> tuple[bool, str]:
+    """``connector check --online``: whether the database answers, and what it holds."""
+    where = PostgresDatabase.where(dsn, schema)
+    options = f"-c search_path={schema}" if schema else None
+    try:
+        with psycopg.connect(
+            make_conninfo(dsn, options=options, connect_timeout=max(1, int(timeout)))
+        ) as conn:
+            found = conn.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()
+            if not (found and found[0]):
+                return True, f"{where} answers; the store is created at the first run"
+            row = conn.execute(
+                "SELECT (SELECT MAX(version) FROM schema_version), "
+                "(SELECT COUNT(*) FROM packages)"
+            ).fetchone()
+    except psycopg.Error as exc:
+        return False, f"{where}: {str(exc).strip() or type(exc).__name__}"
+    version, count = (row[0], row[1]) if row else (None, 0)
+    return True, f"{where}: schema version {version}, {count} package(s)"
