@@ -3,8 +3,9 @@
 * Timestamps are ISO 8601 in Vietnam time with the offset (``2027-02-05T09:30:01.250+07:00``),
   the time the operator's CLI shows, never a zone-less UTC.
 * ``text`` (default) is one readable line per event; ``json`` is one JSON object per line
-  (python-json-logger) for log shippers, with ``package_id``, ``document_id`` and ``stage``
-  as fields of their own (null outside a package's processing).
+  (python-json-logger) for log shippers, with ``package_id``, ``document_id`` (the edXML
+  DocumentId), ``record_id`` (the local record) and ``stage`` as fields of their own (null
+  outside a package's processing).
 * ``log_context(...)`` sets those fields for every line logged inside it (contextvars, so
   threads do not mix them up).
 * Known third-party deprecation noise (pyHanko importing cryptography's deprecated DSA
@@ -30,7 +31,7 @@ from connector.timeutil import VN_TZ
 
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-CONTEXT_FIELDS = ("package_id", "document_id", "stage")
+CONTEXT_FIELDS = ("package_id", "document_id", "record_id", "stage")
 _NOISY_LIBRARIES = ("httpx", "httpcore", "amqp", "kombu", "pyhanko", "signxml")
 # (message regex, module regex) of warnings that say nothing to an operator.
 _KNOWN_NOISE = (
@@ -50,7 +51,7 @@ def quiet_known_warnings() -> None:
 
 @contextlib.contextmanager
 def log_context(**fields: object) -> Iterator[None]:
-    """Add ``package_id`` / ``document_id`` / ``stage`` to every line logged inside."""
+    """Add ``package_id`` / ``document_id`` / ``record_id`` / ``stage`` to the lines inside."""
     unknown = set(fields) - set(CONTEXT_FIELDS)
     if unknown:
         raise ValueError(f"unknown log context field(s): {', '.join(sorted(unknown))}")

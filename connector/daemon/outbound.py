@@ -32,6 +32,7 @@ from connector.errors import (
     UnavailableError,
 )
 from connector.local.base import IntakeItem, LocalRecord, RecordKind
+from connector.logsetup import log_context
 from connector.store.api import (
     AddOutcome,
     ErrorInfo,
@@ -291,7 +292,8 @@ def intake_loop(services: Services, stop: threading.Event) -> None:
                 item.release()
                 continue
             try:
-                handle(services, item)
+                with log_context(record_id=item.record.record_id, stage="prepare"):
+                    handle(services, item)
                 attempts.pop(item.record.record_id, None)
             except (UnavailableError, ConfigurationError) as exc:
                 log.warning("dependency down while preparing: %s", exc.message)

@@ -21,6 +21,7 @@ from connector.daemon.lifecycle import sleep_until
 from connector.daemon.ports import Services
 from connector.daemon.retry import DependencyBackoff, Fate, decide
 from connector.errors import ConfigurationError, ConnectorError, PermanentError, TransientError
+from connector.logsetup import log_context
 from connector.store.api import ErrorInfo, TrackedPackage
 
 log = logging.getLogger("connector.sender")
@@ -138,7 +139,9 @@ def send_round(services: Services, hub_backoff: DependencyBackoff) -> int:
     # always claimed first, would hold back everything behind it.
     probes = 1
     for index, package in enumerate(claimed):
-        if send_one(services, package, hub_backoff):
+        with log_context(package_id=package.id, document_id=package.document_id, stage="send"):
+            sent = send_one(services, package, hub_backoff)
+        if sent:
             continue
         if probes and index + 1 < len(claimed):
             probes -= 1
