@@ -326,6 +326,9 @@ def _files(config: Config) -> Iterator[tuple[str, Path | None, str]]:
         if key is not None:
             yield f"{where}.key", key.key, "file"
             yield f"{where}.cert", key.cert, "file"
+            if key.pkcs11 is not None:
+                yield f"{where}.pkcs11.module", key.pkcs11.module, "file"
+                yield f"{where}.pkcs11.cert_file", key.pkcs11.cert_file, "file"
             for index, chain in enumerate(key.chain):
                 yield f"{where}.chain[{index}]", chain, "file"
     for organ_id, path in config.encryption.certificates.items():
@@ -357,6 +360,8 @@ def _secrets(config: Config) -> Iterator[tuple[str, SecretRef]]:
     ):
         if key is not None:
             yield f"{where}.password", key.password
+            if key.pkcs11 is not None:
+                yield f"{where}.pkcs11.pin", key.pkcs11.pin
     if config.local.type == "amqp" and config.local.amqp is not None:
         yield "local.amqp.password", config.local.amqp.password
 

@@ -321,18 +321,53 @@ class MappingsConfig(Section):
     default: str = Field(min_length=1)  # mapping for records that name none
 
 
-class KeyConfig(Section):
-    """A signing or decryption identity (``connector.trust.keys.KeySource``)."""
+class Pkcs11KeyConfig(Section):
+    """A key in a PKCS#11 token or HSM (``connector.trust.pkcs11_keys.TokenKeySource``)."""
 
-    key: ConfigPath  # PEM/DER private key, or a PKCS#12 file (.p12/.pfx)
+    module: ConfigPath  # the vendor's PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so
+    token_label: str = Field(min_length=1)
+    key_label: str | None = Field(default=None, min_length=1)
+    key_id: str | None = Field(default=None, pattern=r"^([0-9a-fA-F]{2})+$")  # CKA_ID, hex
+    cert_label: str | None = Field(default=None, min_length=1)  # certificate in the token
+    cert_file: ConfigPath | None = None  # ... or in a file (may hold intermediates too)
+    pin_env: EnvName | None = None
+    pin_file: ConfigPath | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> Pkcs11KeyConfig:
+        one_of(self.pin_env, self.pin_file, "pin", required=False)
+        if self.key_label is None and self.key_id is None:
+            raise ValueError("give key_label or key_id (the key's CKA_LABEL / CKA_ID)")
+        if self.cert_label is not None and self.cert_file is not None:
+            raise ValueError("give cert_label (in the token) or cert_file, not both")
+        return self
+
+    @property
+    def pin(self) -> SecretRef:
+        return SecretRef(self.pin_env, self.pin_file)
+
+
+class KeyConfig(Section):
+    """A signing or decryption identity: files (``connector.trust.keys.KeySource``) or, for
+    signing, a key in a token (``pkcs11:``, see :class:`Pkcs11KeyConfig`)."""
+
+    key: ConfigPath | None = None  # PEM/DER private key, or a PKCS#12 file (.p12/.pfx)
     cert: ConfigPath | None = None
     chain: list[ConfigPath] = Field(default_factory=list)
     password_env: EnvName | None = None
     password_file: ConfigPath | None = None
+    pkcs11: Pkcs11KeyConfig | None = None  # instead of key/cert/password
 
     @model_validator(mode="after")
     def _complete(self) -> KeyConfig:
         one_of(self.password_env, self.password_file, "password", required=False)
+        if self.pkcs11 is not None:
+            if self.key is not None or self.cert is not None or self.password.given:
+                raise ValueError("a pkcs11 key takes no key, cert or password (use "
+                                 "pkcs11.cert_label/cert_file and pkcs11.pin_env/pin_file)")
+            return self
+        if self.key is None:
+            raise ValueError("give key (a key file) or pkcs11 (a key in a token)")
         if self.cert is None and self.key.suffix.lower() not in (".p12", ".pfx"):
             raise ValueError("cert is required unless key is a PKCS#12 file (.p12/.pfx)")
         return self

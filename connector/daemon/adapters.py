@@ -18,8 +18,9 @@ from connector.edxml.summary import peek
 from connector.errors import ConfigurationError, PermanentError
 from connector.local.base import DeliveryKind, LocalDelivery, LocalRecord, RecordLimits
 from connector.mapping import LocalDocument, LocalFormat, MappingSet
-from connector.trust.keys import KeySource, SigningIdentity
+from connector.trust.keys import IdentitySource, KeySource, SigningIdentity
 from connector.trust.pdf_policy import PdfPolicy, Role, check_inbound, is_pdf, seal_outbound
+from connector.trust.pkcs11_keys import TokenKeySource
 from connector.trust.truststore import TrustStore
 from connector.trust.xmldsig import LegacyPolicy, PackageSigner, verify_package
 
@@ -120,7 +121,7 @@ def _trust(trust_dir: str, crl_dir: str | None) -> TrustStore:
 class PdfAdapter:
     """PDF policy and organisation seal; picklable for a process pool."""
 
-    seal: KeySource
+    seal: KeySource | TokenKeySource  # picklable: each worker loads it / opens its token
     trust_dir: str
     crl_dir: str | None = None
     outbound: PdfPolicy = field(default_factory=PdfPolicy)
@@ -161,12 +162,14 @@ class PdfAdapter:
 
 @dataclass
 class SignerAdapter:
-    identity: SigningIdentity
+    identity: SigningIdentity | IdentitySource  # a source is loaded at the first signature
     _signer: PackageSigner | None = None
 
     def sign(self, package_bytes: bytes) -> bytes:
         if self._signer is None:
-            self._signer = PackageSigner(self.identity)
+            identity = self.identity
+            loaded = identity if isinstance(identity, SigningIdentity) else identity.load()
+            self._signer = PackageSigner(loaded)
         return self._signer.sign(package_bytes)
 
 

@@ -32,7 +32,7 @@ from connector.daemon.adapters import (
 from connector.daemon.ports import Services, Timing
 from connector.daemon.retry import RetryPolicy
 from connector.edxml.model import Attachment, Organization
-from connector.errors import ConfigurationError
+from connector.errors import ConfigurationError, UnavailableError
 from connector.health import Health, folder_writable
 from connector.interconnect.base import HubTransport
 from connector.interconnect.credentials import Secret
@@ -45,18 +45,32 @@ from connector.metrics import ConnectorMetrics, StoreSnapshot
 from connector.metrics_http import MetricsServer, MetricsSettings
 from connector.store import open_configured_store
 from connector.store.api import TrackingStore, state_mapping
-from connector.trust import payload
+from connector.trust import payload, pkcs11_token
 from connector.trust.atrest import PayloadCipher
 from connector.trust.keys import KeySource, SigningIdentity, load_certificates
 from connector.trust.pdf_policy import PdfPolicy
 from connector.trust.pdf_seal import StampOptions
+from connector.trust.pkcs11_keys import TokenKeySource
+from connector.trust.pkcs11_token import TokenSpec
 from connector.trust.truststore import TrustStore
 from connector.workcalendar import WorkingCalendar
 
 log = logging.getLogger("connector.wiring")
 
 
-def key_source(config: KeyConfig) -> KeySource:
+def key_source(config: KeyConfig) -> KeySource | TokenKeySource:
+    """Where an identity is loaded from: key files, or a key in a PKCS#11 token."""
+    if config.pkcs11 is not None:
+        token = config.pkcs11
+        return TokenKeySource(
+            TokenSpec(token.module, token.token_label, token.pin_env, token.pin_file),
+            key_label=token.key_label,
+            key_id=bytes.fromhex(token.key_id) if token.key_id else None,
+            cert_label=token.cert_label,
+            cert_file=token.cert_file,
+            chain=tuple(config.chain),
+        )
+    assert config.key is not None  # KeyConfig requires key or pkcs11
     return KeySource(
         key=config.key,
         cert=config.cert,
@@ -129,6 +143,9 @@ def _encryption(config: Config, trust: TrustStore) -> EncryptionAdapter:
     if section.certificates_dir is not None and section.certificates_dir.is_dir():
         for path in sorted(section.certificates_dir.glob("*.pem")):
             certificates.setdefault(path.stem, load_certificates(path))
+    if section.decryption_key is not None and section.decryption_key.pkcs11 is not None:
+        raise ConfigurationError("encryption.decryption_key: keys in PKCS#11 tokens sign only; "
+                                 "give the decryption key as a file", reason="key_unsupported")
     decryption = key_source(section.decryption_key).load() if section.decryption_key else None
     # Peers' certificates usually come without their intermediates; the CA certificates we
     # already hold (our own chains) complete the path.
@@ -287,14 +304,16 @@ def build(
         fetch_timeout=config.trust.fetch_timeout,
     )
     seal = key_source(config.trust.seal)
-    seal_identity = seal.load()
-    xml_identity = key_source(config.xml_signer).load()
-    for role, certificate in (
-        ("seal", seal_identity.certificate),
-        ("xml_signer", xml_identity.certificate),
-    ):
-        metrics.set_certificate_expiry(role, certificate.not_valid_after_utc)
+    xml_source = key_source(config.xml_signer)
     metrics.set_component_up("keys", True)  # loaded and usable (readiness probe)
+    # A token that goes away takes "keys" down until it is back (its work waits meanwhile).
+    closers.append(pkcs11_token.watch(lambda up: metrics.set_component_up("keys", up)))
+    for role, source in (("seal", seal), ("xml_signer", xml_source)):
+        identity = _identity_if_present(role, source)
+        if identity is None:
+            metrics.set_component_up("keys", False)
+        else:
+            metrics.set_certificate_expiry(role, identity.certificate.not_valid_after_utc)
     encryption = _encryption(config, trust)
     if encryption.decryption is not None:
         metrics.set_certificate_expiry(
@@ -329,7 +348,7 @@ def build(
             inbound=pdf_policy(config.trust.pdf.inbound),
         ),
         crypto=encryption,
-        signer=SignerAdapter(xml_identity),
+        signer=SignerAdapter(xml_source),
         verifier=VerifierAdapter(
             trust,
             config.trust.xml_signature.legacy_placeholder,
@@ -398,6 +417,16 @@ def _health(config: Config, metrics: ConnectorMetrics) -> Health:
     if config.local.spool is not None:
         health.add_check("spool", folder_writable(config.local.spool.root))
     return health
+
+
+def _identity_if_present(role: str, source: KeySource | TokenKeySource) -> SigningIdentity | None:
+    """The identity; None (logged) when its token is absent right now: the daemon starts and
+    the work needing the token waits for it. Key files must load (else ConfigurationError)."""
+    try:
+        return source.load()
+    except UnavailableError as exc:
+        log.warning("%s: %s; documents needing it wait for it", role, exc.message)
+        return None
 
 
 AT_RISK_WINDOW = 2 * 3600.0  # R6: a deadline this close counts as at risk

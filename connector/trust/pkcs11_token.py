@@ -25,6 +25,7 @@ python-pkcs11's exceptions into the connector's typed errors.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +40,7 @@ from connector.errors import ConfigurationError, UnavailableError
 from connector.trust.keys import read_password
 
 T = TypeVar("T")
+log = logging.getLogger("connector.pkcs11")
 
 RESCAN_INTERVAL = 2.0
 """Seconds between module re-initialisations while a token is missing (each one also closes
@@ -180,6 +182,16 @@ def _open(spec: TokenSpec, module: _Module) -> TokenSession:
 
 def run(spec: TokenSpec, operation: Callable[[TokenSession], T]) -> T:
     """``operation`` with the token's session (opened if needed; re-opened once if lost)."""
+    try:
+        result = _run(spec, operation)
+    except UnavailableError:
+        _report(spec, up=False)
+        raise
+    _report(spec, up=True)
+    return result
+
+
+def _run(spec: TokenSpec, operation: Callable[[TokenSession], T]) -> T:
     module = _module(spec.module)
     with module.lock:
         for attempt in (1, 2):
@@ -199,6 +211,41 @@ def run(spec: TokenSpec, operation: Callable[[TokenSession], T]) -> T:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
+_listeners: list[Callable[[bool], None]] = []
+_down: set[TokenSpec] = set()
+
+
+def watch(listener: Callable[[bool], None]) -> Callable[[], None]:
+    """Call ``listener(all_up)`` whenever a token of this process goes away or comes back
+    (the daemon shows it as its ``keys`` component); returns the function that stops it."""
+    with _registry_lock:
+        _listeners.append(listener)
+
+    def stop() -> None:
+        with _registry_lock:
+            if listener in _listeners:
+                _listeners.remove(listener)
+
+    return stop
+
+
+def _report(spec: TokenSpec, *, up: bool) -> None:
+    with _registry_lock:
+        if up == (spec not in _down):
+            return  # no change: the common case, one set lookup per signature
+        if up:
+            _down.discard(spec)
+        else:
+            _down.add(spec)
+        all_up, listeners = not _down, list(_listeners)
+    if up:
+        log.info("%s is available again", spec.describe())
+    else:
+        log.warning("%s is unavailable: work that needs it waits", spec.describe())
+    for listener in listeners:
+        listener(all_up)
+
+
 def _close(state: TokenSession) -> None:
     with contextlib.suppress(p11.PKCS11Error):  # the session may have died with its token
         state.session.close()
@@ -212,6 +259,7 @@ def close_all() -> None:
         with module.lock:
             for spec in [s for s in _sessions if s.module == module.path]:
                 _close(_sessions.pop(spec))
+                _down.discard(spec)
             library = _loaded_library(module.path)
             if library is not None and library.initialized:
                 with contextlib.suppress(p11.PKCS11Error):
