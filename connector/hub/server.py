@@ -158,6 +158,10 @@ class _Handler(BaseHTTPRequestHandler):
             with self.server.sockets_lock:
                 self.server.open_sockets.discard(self.connection)
 
+    def handle_expect_100(self) -> bool:
+        """Invite the body only once the request is authenticated (see ``_serve``)."""
+        return True
+
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("hub http: " + format, *args)
 
@@ -231,6 +235,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(api.failure("413", f"request larger than {limit} bytes", 413))
             self._drain_or_close()
             return None
+        if (self.headers.get("Expect") or "").lower() == "100-continue":
+            self.send_response_only(100)
+            self.end_headers()
         return self.rfile.read(length)
 
     def _refuse_unread(self, call: str, answer: Answer) -> None:
@@ -240,7 +247,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._drain_or_close()
 
     def _drain_or_close(self) -> None:
-        """Discard a small unread body (so keep-alive stays in step); else close."""
+        """Discard a small unread body (so keep-alive stays in step); else close.
+
+        A client that sent ``Expect: 100-continue`` was never invited: it sends no body."""
+        if (self.headers.get("Expect") or "").lower() == "100-continue":
+            self.close_connection = True
+            return
         try:
             length = int(self.headers.get("Content-Length") or "0")
         except ValueError:

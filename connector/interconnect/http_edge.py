@@ -87,7 +87,7 @@ class Reply:
     """A hub's HTTP answer, read whole but never beyond the client's bound."""
 
     status_code: int
-    content: bytes
+    content: bytes | bytearray
     reason_phrase: str = ""
     headers: dict[str, str] = field(default_factory=dict)  # lower-case names
 
@@ -118,16 +118,14 @@ class Edge:
                 declared = response.headers.get("Content-Length", "")
                 if declared.isdigit() and int(declared) > limit:
                     raise _too_large(where, f"declares {declared} bytes", limit)
-                chunks: list[bytes] = []
-                size = 0
+                content = bytearray()  # grown in place: no second copy when done
                 for chunk in response.iter_bytes():
-                    size += len(chunk)
-                    if size > limit:
-                        raise _too_large(where, f"passed {size} bytes", limit)
-                    chunks.append(chunk)
+                    if len(content) + len(chunk) > limit:
+                        raise _too_large(where, f"passed {len(content) + len(chunk)} bytes", limit)
+                    content += chunk
                 return Reply(
                     status_code=response.status_code,
-                    content=b"".join(chunks),
+                    content=content,
                     reason_phrase=response.reason_phrase,
                     headers={k.lower(): v for k, v in response.headers.items()},
                 )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 
-import httpx
 import pytest
 
 from connector.errors import (
@@ -30,22 +29,23 @@ from connector.interconnect import http_edge
     ],
 )
 def test_status_codes_become_typed_errors(status: int, error: type[Exception], reason: str) -> None:
-    response = httpx.Response(status, text="no")
+    response = http_edge.Reply(status, b"no")
     with pytest.raises(error) as caught:
-        http_edge.check_status("hub h sendEdoc", response, lambda r: r.text)
+        http_edge.check_status("hub h sendEdoc", response, lambda r: r.content.decode())
     assert getattr(caught.value, "reason", None) == reason
     assert str(status) in str(caught.value)
 
 
 def test_success_passes() -> None:
-    http_edge.check_status("hub", httpx.Response(200, json={}), lambda r: "")
+    http_edge.check_status("hub", http_edge.Reply(200, b"{}"), lambda r: "")
 
 
 def test_document_bytes() -> None:
     data = b"<edXML/>"
     answer: dict[str, object] = {"data": base64.b64encode(data).decode()}
     assert http_edge.document_bytes(answer, where="h", call="getEdoc", doc_id="1") == data
-    for broken in ({"data": ""}, {}, {"data": "###"}):
+    broken_answers: list[dict[str, object]] = [{"data": ""}, {}, {"data": "###"}, {"data": "ab=c"}]
+    for broken in broken_answers:
         with pytest.raises(TransientError) as caught:
             http_edge.document_bytes(broken, where="h", call="getEdoc", doc_id="1")
         assert caught.value.reason == "hub_bad_response"
@@ -65,3 +65,12 @@ def test_document_bytes() -> None:
 )
 def test_loopback(host: str, expected: bool) -> None:
     assert http_edge.is_loopback(host) is expected
+
+
+@pytest.mark.parametrize("wrap", ["\n", "\r\n", " ", "\t", "\n\n"])
+def test_document_bytes_read_line_wrapped_base64_as_the_sdk_does(wrap: str) -> None:
+    data = bytes(range(256)) * 40
+    encoded = base64.b64encode(data).decode()
+    wrapped = wrap.join(encoded[i : i + 76] for i in range(0, len(encoded), 76)) + wrap
+    answer: dict[str, object] = {"data": wrapped}
+    assert http_edge.document_bytes(answer, where="h", call="getEdoc", doc_id="1") == data
