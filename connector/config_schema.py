@@ -411,6 +411,34 @@ class XmlSignaturePolicy(Section):
     unsigned_status_from: list[OrganId] = Field(default_factory=list)
 
 
+class PeerBindingConfig(Section):
+    """How one peer's certificates are bound to its OrganId (``connector.trust.binding``)."""
+
+    organ_id_in_certificate: bool = True  # the organizationIdentifier names the OrganId
+    pinned_sha256: list[str] = Field(default_factory=list)  # certificate or public-key SHA-256
+    pinned_certificates: list[ConfigPath] = Field(default_factory=list)  # PEM/DER files
+    issued_names: list[str] = Field(default_factory=list)  # O= / CN= as the CA issues it
+
+    @field_validator("pinned_sha256")
+    @classmethod
+    def _fingerprints(cls, values: list[str]) -> list[str]:
+        for value in values:
+            clean = value.replace(":", "").strip().lower()
+            if len(clean) != 64 or any(c not in "0123456789abcdef" for c in clean):
+                raise ValueError(f"{value!r} is not a SHA-256 fingerprint (64 hex digits)")
+        return values
+
+
+class SenderBindingConfig(Section):
+    """The trust policy on receipt: what proves a sender (README "Trust policy on receipt")."""
+
+    # A package whose signers no rule binds to any OrganId: deliver it marked
+    # sender_unverified (default), or refuse it.
+    when_unbound: Literal["deliver_unverified", "refuse"] = "deliver_unverified"
+    organ_id_in_certificate: bool = True  # for peers without an entry below
+    peers: dict[OrganId, PeerBindingConfig] = Field(default_factory=dict)
+
+
 class TrustConfig(Section):
     seal: KeyConfig  # the organisation's seal: PDF seals
     xml_signer: KeyConfig | None = None  # the package XML-DSig; None: the seal identity
@@ -421,6 +449,7 @@ class TrustConfig(Section):
     fetch_timeout: Seconds = 10.0
     xml_signature: XmlSignaturePolicy = XmlSignaturePolicy()
     pdf: PdfPolicies = PdfPolicies()
+    sender_binding: SenderBindingConfig = SenderBindingConfig()
 
 
 class EncryptionConfig(Section):

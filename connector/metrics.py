@@ -42,7 +42,9 @@ log = logging.getLogger(__name__)
 
 DIRECTIONS = ("outbound", "inbound")
 OUTBOUND_OUTCOMES = ("accepted", "refused", "sent", "failed")
-INBOUND_OUTCOMES = ("received", "delivered", "rejected", "duplicate", "failed")
+INBOUND_OUTCOMES = (
+    "received", "delivered", "rejected", "duplicate", "failed", "sender_unverified",
+)
 SEND_KINDS = ("edoc", "status")
 SEND_RESULTS = ("ok", "transient", "unavailable", "permanent", "configuration")
 STATUS_CODES = ("01", "02", "03", "04", "05", "06", "13", "15", "16")

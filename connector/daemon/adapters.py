@@ -18,7 +18,9 @@ from connector.edxml.summary import peek
 from connector.errors import ConfigurationError, PermanentError
 from connector.local.base import DeliveryKind, LocalDelivery, LocalRecord, RecordLimits
 from connector.mapping import LocalDocument, LocalFormat, MappingSet
+from connector.trust.content import AttachmentChecks, check_attachments
 from connector.trust.keys import IdentitySource, KeySource, SigningIdentity
+from connector.trust.origin import OriginPolicy, XmlFacts
 from connector.trust.pdf_policy import PdfPolicy, Role, check_inbound, is_pdf, seal_outbound
 from connector.trust.pkcs11_keys import TokenKeySource
 from connector.trust.truststore import TrustStore
@@ -159,6 +161,13 @@ class PdfAdapter:
             notes.append(f"{item.name}: {len(report.signatures)} valid signature(s) ({signers})")
         return notes
 
+    def check_inbound(
+        self, attachments: Sequence[Attachment], main_content_id: str | None
+    ) -> AttachmentChecks:
+        """Content and PDF checks of every attachment, the manifest's main document first."""
+        trust = _trust(self.trust_dir, self.crl_dir)
+        return check_attachments(attachments, main_content_id, trust, self.inbound)
+
 
 @dataclass
 class SignerAdapter:
@@ -179,6 +188,7 @@ class Verified:
     notes: Sequence[str]
     signed: bool = False
     signer_organ_id: str | None = None
+    facts: XmlFacts = field(default_factory=lambda: XmlFacts(False, False))
 
 
 @dataclass
@@ -188,13 +198,21 @@ class VerifierAdapter:
     A package with only the QCVN placeholder (``legacy_policy``) or no signature at all
     (``unsigned_policy``) is accepted or refused by policy; a status package from a peer in
     ``unsigned_status_from`` is accepted without signature whatever the policy (statuses carry
-    no PDF that could vouch for them, so the peer must be named explicitly).
+    no PDF that could vouch for them, so the peer must be named explicitly). Who the package
+    is from is decided afterwards by ``origin`` (``connector.trust.origin``).
     """
 
     trust: TrustStore
     legacy_policy: LegacyPolicy = "accept"
     unsigned_policy: LegacyPolicy = "refuse"
     unsigned_status_from: frozenset[str] = frozenset()
+    origin: OriginPolicy = field(default_factory=OriginPolicy)
+
+    def __post_init__(self) -> None:
+        if self.unsigned_status_from and not self.origin.unsigned_status_from:
+            self.origin = dataclasses.replace(
+                self.origin, unsigned_status_from=self.unsigned_status_from
+            )
 
     def verify(self, package_bytes: bytes) -> Verified:
         result = verify_package(
@@ -205,7 +223,9 @@ class VerifierAdapter:
             notes.insert(
                 0, f"XML signature valid, signer {common_name(result.signer_subject or '')}"
             )
-            return Verified(result.data, notes, True, result.signer_organ_id)
+            return Verified(
+                result.data, notes, True, result.signer_organ_id, XmlFacts.of(result)
+            )
         placeholder = any(d.code == "legacy_placeholder_accepted" for d in result.decisions)
         policy = self.legacy_policy if placeholder else self.unsigned_policy
         summary = peek(result.data)
@@ -224,7 +244,7 @@ class VerifierAdapter:
                 reason="signature_missing",
                 stage="xml_verify",
             )
-        return Verified(result.data, notes, False, None)
+        return Verified(result.data, notes, False, None, XmlFacts.of(result))
 
 
 @dataclass

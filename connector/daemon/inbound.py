@@ -36,10 +36,13 @@ from connector.edxml.problems import EdxmlError
 from connector.edxml.summary import PackageSummary
 from connector.errors import ConnectorError, PermanentError, TransientError, UnavailableError
 from connector.interconnect.base import MESSAGE_TYPES, PendingItem
-from connector.local.base import DeliveryKind
+from connector.local.base import DeliveryKind, with_deviations
 from connector.store.api import ErrorInfo, NewInbound, PackageFacts, TrackedPackage
 from connector.store.states import Direction, InboundState, PackageKind
-from connector.trust.pdf_policy import is_pdf
+from connector.trust import origin
+from connector.trust.binding import Binding
+from connector.trust.content import main_content_id, main_first
+from connector.trust.origin import Origin, Refusal
 
 log = logging.getLogger("connector.inbound")
 _S = InboundState
@@ -56,8 +59,24 @@ def _summary(raw: bytes, item: PendingItem) -> PackageSummary:
         return PackageSummary(item.message_type, item.sender, (item.recipient,), "")
 
 
+@dataclass(frozen=True)
+class Received:
+    """A package that passed every check on receipt, with the verdict on its sender."""
+
+    package: Package
+    notes: list[str]
+    origin: Origin
+
+
 def verify(services: Services, raw: bytes) -> tuple[Package, list[str]]:
     """Authenticity and integrity checks; returns the model built from verified bytes only."""
+    received = authenticate(services, raw)
+    return received.package, received.notes
+
+
+def authenticate(services: Services, raw: bytes) -> Received:
+    """Every check on receipt (``connector.trust.origin`` decides who sent it); raises
+    ``Refusal`` (or another PermanentError) for a package that must not be taken."""
     with timed(services, "xml_verify"):
         verified = services.verifier.verify(raw)
     notes = list(verified.notes)
@@ -68,29 +87,28 @@ def verify(services: Services, raw: bytes) -> tuple[Package, list[str]]:
     notes.extend(result.notes)
     package = result.package
     sender = package.from_.organ_id
-    signer = verified.signer_organ_id
-    if signer is not None and signer != sender:
-        raise PermanentError(
-            f"the package says it is from {sender} but is signed by {signer}'s certificate",
-            reason="signer_mismatch",
-            stage="xml_verify",
-        )
-    if signer is None and verified.signed:
-        notes.append("the signer's certificate carries no OrganId: the sender is not bound to it")
+    policy = services.verifier.origin
+    origin.xml_binding(policy, verified.facts, sender)  # a signer of another organisation
+    checks = None
     if isinstance(package, EdocPackage):
+        origin.check_addressed((t.organ_id for t in package.to), _ours(services))
         with timed(services, "decrypt"):
             attachments = services.crypto.decrypt(package.attachments)
-        if not verified.signed and not any(is_pdf(a.data) for a in attachments):
-            raise PermanentError(
-                "the package has no XML signature and no PDF whose signatures could vouch for "
-                "it: its origin cannot be verified",
-                reason="signature_missing",
-                stage="xml_verify",
-            )
+        main_id = main_content_id(verified.data)
         with timed(services, "pdf_verify"):
-            notes.extend(services.offload(services.pdf.verify_inbound, attachments, sender))
-        package = dataclasses.replace(package, attachments=attachments)
-    return package, notes
+            checks = services.offload(services.pdf.check_inbound, attachments, main_id)
+        notes.extend(checks.notes)
+        package = dataclasses.replace(package, attachments=main_first(attachments, main_id))
+    verdict = origin.decide(
+        policy, kind=package.kind, claimed=sender, xml=verified.facts, checks=checks
+    )
+    notes.append(verdict.note(sender))
+    return Received(package, notes, verdict)
+
+
+def _ours(services: Services) -> tuple[str, ...]:
+    """The OrganIds this connector receives for."""
+    return (services.agency.organ_id,)
 
 
 def receive(services: Services, item: PendingItem) -> None:
@@ -145,22 +163,26 @@ def advance(services: Services, package: TrackedPackage, raw: bytes | None) -> N
     model: Package | None = None
     if state in (_S.RECEIVED, _S.VERIFIED):
         try:
-            model, notes = verify(services, raw)
+            received = authenticate(services, raw)
         except PermanentError as exc:
             if exc.reason in LOCAL_FAULTS:
                 _fail(services, package, exc)
             else:
                 _reject(services, package, raw, exc)
             return
+        model = received.package
         if state is _S.RECEIVED:
+            _record_deviations(services, package, model)
             package = services.store.transition(
-                package.id, _S.VERIFIED, event="verified", detail="; ".join(notes)[:2000]
+                package.id, _S.VERIFIED, event="verified", detail="; ".join(received.notes)[:2000]
             )
+            if received.origin.unverified:
+                _mark_unverified(services, package, received)
         state = _S.VERIFIED
     if state is _S.VERIFIED:
         assert model is not None
         try:
-            _deliver(services, package, model)
+            _deliver(services, package, received)
         except PermanentError as exc:
             _fail(services, package, exc)
             return
@@ -190,18 +212,50 @@ def advance(services: Services, package: TrackedPackage, raw: bytes | None) -> N
         _finish_rejection(services, package, raw, None)
 
 
-def _deliver(services: Services, package: TrackedPackage, model: Package) -> None:
+def _mark_unverified(services: Services, package: TrackedPackage, received: Received) -> None:
+    """A package taken although no rule binds its signer to its From (policy
+    ``deliver_unverified``): counted, and an event saying who signed it."""
+    signers = "; ".join(received.origin.unverified_signers)
+    log.warning(
+        "inbound package #%d: sender %s not verified (no binding known); signed by %s",
+        package.id,
+        received.package.from_.organ_id,
+        signers,
+    )
+    services.metrics.document("inbound", "sender_unverified")
+    services.store.add_event(package.id, "sender_unverified", f"signed by {signers}"[:2000])
+
+
+def _deliver(services: Services, package: TrackedPackage, received: Received) -> None:
+    model = received.package
     delivery_id = f"in-{package.id}"
+    unverified = received.origin.unverified
     with timed(services, "deliver"):
         if isinstance(model, StatusPackage):
-            statuses.apply_incoming(services, model)
+            if unverified:  # an unverified status is handed over, never applied to tracking
+                log.warning(
+                    "status %s from unverified sender %s not applied to tracking",
+                    model.status_code.value,
+                    model.from_.organ_id,
+                )
+            else:
+                statuses.apply_incoming(services, model)
             delivery = services.mapper.status_to_delivery(model, delivery_id)
         else:
             delivery = services.mapper.package_to_delivery(model, delivery_id)
+        warnings = [str(w) for w in model.deviations]
+        delivery = with_deviations(delivery, warnings)
+        if unverified:
+            marks = {
+                "sender-verified": "no",
+                "signed-by": "; ".join(received.origin.unverified_signers)[:500],
+            }
+            delivery = dataclasses.replace(delivery, headers={**delivery.headers, **marks})
         services.sink.deliver(delivery)
+    marked: dict[str, object] = {"sender_unverified": True} if unverified else {}
     if delivery.kind is DeliveryKind.DOCUMENT:
         services.metrics.document("inbound", "delivered")
-        emit(services, "inbound.delivered", package)
+        emit(services, "inbound.delivered", package, deviations=warnings or None, **marked)
     else:
         assert isinstance(model, StatusPackage)
         services.metrics.status("received", model.status_code.value)
@@ -211,6 +265,20 @@ def _deliver(services: Services, package: TrackedPackage, model: Package) -> Non
             package,
             from_organ_id=model.from_.organ_id,
             description=model.description,
+            deviations=warnings or None,
+            **marked,
+        )
+
+
+def _record_deviations(services: Services, package: TrackedPackage, model: Package) -> None:
+    """Receive-level warnings (departures from QCVN 102 the package was accepted with): one
+    ``deviation`` event each, kept with the package (``connector messages show``), counted."""
+    for warning in model.deviations[:200]:
+        services.store.add_event(package.id, "deviation", str(warning)[:1000])
+        services.metrics.received_deviation(warning.element)
+    if len(model.deviations) > 200:
+        services.store.add_event(
+            package.id, "deviation", f"... and {len(model.deviations) - 200} more"
         )
 
 
@@ -236,16 +304,50 @@ def _reject(services: Services, package: TrackedPackage, raw: bytes, exc: Perman
     _finish_rejection(services, rejected, raw, exc)
 
 
+# Refusals that answer no one: the package was not meant for us (the hub misrouted it).
+NO_REPLY = frozenset({"not_addressed_to_us"})
+
+
 def _finish_rejection(
     services: Services, package: TrackedPackage, raw: bytes, exc: PermanentError | None
 ) -> None:
     services.hub.acknowledge(package.hub_id or "", False)
-    reason = exc.message if exc else (package.last_error.message if package.last_error else "")
-    if package.kind is PackageKind.EDOC:
-        statuses.queue_rejection(services, package, raw, reason)
+    reason = exc.reason if exc else (package.last_error.reason if package.last_error else "")
+    detail = f"hub told fail ({reason})"
+    if package.kind is PackageKind.EDOC and reason not in NO_REPLY:
+        if _sender_established(services, raw, exc):
+            # The 02 carries our reason code and our own words only, never text from the
+            # package (an attacker could have chosen it to make us sign and send it).
+            statuses.queue_rejection(services, package, raw, reason)
+            detail += "; status 02 queued"
+        else:
+            log.warning(
+                "inbound package #%d refused (%s): its sender was not established, no 02 sent",
+                package.id,
+                reason,
+            )
+            detail += "; no 02: the sender's identity was not established"
     services.store.transition(
-        package.id, _S.REJECTION_NOTIFIED, event="rejection_notified", detail=reason[:500]
+        package.id, _S.REJECTION_NOTIFIED, event="rejection_notified", detail=detail[:500]
     )
+
+
+def _sender_established(services: Services, raw: bytes, exc: PermanentError | None) -> bool:
+    """Whether the refused package's From was bound to a signer before it was refused."""
+    if isinstance(exc, Refusal):
+        return exc.sender_established
+    try:
+        if exc is None:  # resumed after a crash: decide again (rare, so the cost is fine)
+            authenticate(services, raw)
+            return True
+        verified = services.verifier.verify(raw)
+        sender = peek(verified.data).from_organ_id
+        binding = origin.xml_binding(services.verifier.origin, verified.facts, sender)
+    except Refusal as refusal:
+        return refusal.sender_established
+    except (ConnectorError, EdxmlError):
+        return False
+    return binding is Binding.BOUND
 
 
 @dataclass
@@ -347,15 +449,28 @@ def resume(services: Services, states: frozenset[InboundState] | None = None) ->
             log.warning("inbound package #%d not resumed yet: %s", package.id, exc)
 
 
+DUTY_ASK_INTERVAL = 2.0  # seconds between a standby replica's asks for the inbox duty
+
+
 def inbound_loop(services: Services, stop: threading.Event) -> None:
     """Worker: poll the hub inbox until stopped."""
     backoff = DependencyBackoff(services.retry)
     attempts = InboxAttempts()
-    try:
-        resume(services)
-    except UnavailableError as exc:
-        log.warning("inbound packages not resumed yet (%s): %s", exc.kind, exc.message)
+    duty, on_duty = f"inbox:{services.agency.organ_id}", False
     while not stop.is_set():
+        # Replicas on one PostgreSQL store: one polls this hub account (and carries on the
+        # packages received); the others ask again shortly and take over when it dies.
+        if not services.store.try_hold_duty(duty):
+            on_duty = False
+            sleep_until(stop, min(services.timing.poll_interval, DUTY_ASK_INTERVAL))
+            continue
+        if not on_duty:  # at start, or on taking over: everything left mid-way
+            on_duty = True
+            log.info("polling the hub inbox (duty %s)", duty)
+            try:
+                resume(services)
+            except UnavailableError as exc:
+                log.warning("inbound packages not resumed yet (%s): %s", exc.kind, exc.message)
         try:
             resume(services, _AFTER_HANDOVER)
             handled = poll_once(services, attempts)

@@ -21,6 +21,8 @@ from connector.errors import ConnectorError, TransientError
 from connector.interconnect.base import HubTransport
 from connector.local.base import Intake, LocalDelivery, LocalEvent, LocalRecord, Sink
 from connector.store.api import TrackingStore
+from connector.trust.content import AttachmentChecks
+from connector.trust.origin import OriginPolicy, XmlFacts
 from connector.workcalendar import WorkingCalendar
 
 T = TypeVar("T")
@@ -52,6 +54,11 @@ class PdfStage(Protocol):
     def verify_inbound(self, attachments: Sequence[Attachment], sender_organ_id: str) -> list[str]:
         """Verify every PDF signature per policy; return notes; PermanentError if refused."""
 
+    def check_inbound(
+        self, attachments: Sequence[Attachment], main_content_id: str | None
+    ) -> AttachmentChecks:
+        """Content and PDF checks of every attachment (``connector.trust.content``)."""
+
 
 class PayloadCrypto(Protocol):
     """Attachment encryption for recipients whose certificate is known (R5)."""
@@ -82,8 +89,16 @@ class VerifiedBytes(Protocol):
     def signer_organ_id(self) -> str | None:
         """The OrganId in the signer's certificate, when it carries one."""
 
+    @property
+    def facts(self) -> XmlFacts:
+        """The XML signer as sender binding sees it (``connector.trust.origin``)."""
+
 
 class PackageVerification(Protocol):
+    @property
+    def origin(self) -> OriginPolicy:
+        """The trust policy on receipt: how signers are bound to senders."""
+
     def verify(self, package_bytes: bytes) -> VerifiedBytes:
         """Verify the XML signature (or the legacy-placeholder policy); only these bytes go on."""
 

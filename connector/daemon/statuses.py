@@ -1,7 +1,9 @@
 """Status packages: the automatic 01 and 02 replies, and incoming statuses applied to tracking.
 
 * On arrival of a document the connector itself answers "01 Đã đến"; on a package that fails
-  authenticity or integrity it answers "02 Từ chối tiếp nhận" with the reason. Both become
+  authenticity or integrity it answers "02 Từ chối tiếp nhận" with the reason code and our
+  own words for it (never text from the package), and only to a sender whose identity was
+  established (``inbound`` decides). Both become
   outbound status packages in the store (READY), keyed so a crash never sends two.
 * An incoming status updates the per-recipient state of the document it reports on; a
   status about a document we do not know is recorded, not an error.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 
 from connector.daemon.events import emit
 from connector.daemon.outbound import facts_of, seal_and_sign
@@ -88,8 +91,37 @@ def queue_reply(
     _queue(services, status, f"notice-{code.value}:{inbound.id}", inbound, document.priority)
 
 
+# What a 02 says, per reason code: our own words only. Messages of refusals quote the
+# package (names, subjects of certificates an attacker may have chosen), so they never go
+# into a 02; the operator reads them in the events.
+REJECTION_TEXT = {
+    "signature_invalid": "chữ ký số trên gói tin không hợp lệ",
+    "signature_tampered": "văn bản đã bị thay đổi sau khi ký số",
+    "document_modified": "văn bản đã bị thay đổi sau khi ký số",
+    "personal_signature_missing": "văn bản chính thiếu chữ ký số của người có thẩm quyền",
+    "organisation_signature_missing": "văn bản thiếu chữ ký số của cơ quan, tổ chức",
+    "seal_organisation_mismatch": "chữ ký số của cơ quan không phải của cơ quan gửi",
+    "main_document_not_pdf": "văn bản chính không phải tệp PDF có chữ ký số",
+    "content_type_mismatch": "tệp đính kèm không đúng định dạng khai báo",
+    "executable_content": "tệp đính kèm là chương trình thực thi",
+    "cert_expired": "chứng thư số đã hết hạn",
+    "cert_revoked": "chứng thư số đã bị thu hồi",
+    "untrusted_root": "chứng thư số không do tổ chức cung cấp dịch vụ tin cậy cấp",
+    "schema": "gói tin không đúng cấu trúc edXML",
+}
+_GENERIC_TEXT = "gói tin không đạt kiểm tra xác thực, toàn vẹn"
+_REASON_CODE = re.compile(r"^[a-z0-9_]{1,40}$")
+
+
+def rejection_text(reason: str) -> str:
+    """The Description of a 02: the reason code and our own words for it."""
+    code = reason if _REASON_CODE.match(reason) else "rejected"
+    return f"Từ chối tiếp nhận ({code}): {REJECTION_TEXT.get(code, _GENERIC_TEXT)}"
+
+
 def queue_rejection(services: Services, inbound: TrackedPackage, raw: bytes, reason: str) -> None:
-    """Status 02 for a package we could not accept, when we can tell what it was."""
+    """Status 02 for a package we could not accept (``reason`` is its reason code), when we
+    can tell what it was. Callers send it only to a sender whose identity was established."""
     try:
         summary = peek(raw)
     except ConnectorError:
@@ -102,7 +134,7 @@ def queue_rejection(services: Services, inbound: TrackedPackage, raw: bytes, rea
         response_for=ResponseFor(organ_id=summary.from_organ_id, document_id=summary.document_id),
         status_code=StatusCode.REJECTED,
         timestamp=now_vn(),
-        description=f"Từ chối tiếp nhận: {reason}"[:1000],
+        description=rejection_text(reason),
     )
     _queue(services, status, f"notice-02:{inbound.id}", inbound, summary.priority)
 

@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from cryptography import x509
@@ -47,7 +48,9 @@ from connector.store import open_configured_store
 from connector.store.api import TrackingStore, state_mapping
 from connector.trust import payload, pkcs11_token
 from connector.trust.atrest import PayloadCipher
+from connector.trust.binding import BindingRules, PeerBinding, SignerFacts
 from connector.trust.keys import KeySource, SigningIdentity, load_certificates
+from connector.trust.origin import OriginPolicy
 from connector.trust.pdf_policy import PdfPolicy
 from connector.trust.pdf_seal import StampOptions
 from connector.trust.pkcs11_keys import TokenKeySource
@@ -87,6 +90,32 @@ def pdf_policy(config: PdfPolicyConfig) -> PdfPolicy:
         attachments_require_seal=config.attachments_require_seal,
         seal_must_match_sender=config.seal_must_match_sender,
         stamp=StampOptions(visible=config.stamp.visible),
+    )
+
+
+def origin_policy(config: Config, directory_path: Path | None = None) -> OriginPolicy:
+    """The trust policy on receipt from ``trust.sender_binding`` and the directory's
+    ``certificates`` blocks (``connector.trust.origin``)."""
+    section = config.trust.sender_binding
+    peers: list[PeerBinding] = []
+    if directory_path is not None and directory_path.is_file():
+        for organ_id, block in load_directory(directory_path).bindings.items():
+            peers.append(PeerBinding(organ_id, block.organ_id_in_certificate,
+                                     frozenset(block.pinned_sha256),
+                                     frozenset(block.issued_names)))
+    for organ_id, peer in section.peers.items():
+        pins = set(peer.pinned_sha256)
+        for path in peer.pinned_certificates:
+            pins.update(
+                SignerFacts.of(cert).certificate_sha256 for cert in load_certificates(path)
+            )
+        peers.append(PeerBinding(organ_id, peer.organ_id_in_certificate, frozenset(pins),
+                                 frozenset(peer.issued_names)))
+    return OriginPolicy(
+        rules=BindingRules.of(peers, section.organ_id_in_certificate),
+        when_unbound=section.when_unbound,
+        seals_must_be_bound=config.trust.pdf.inbound.seal_must_match_sender,
+        unsigned_status_from=frozenset(config.trust.xml_signature.unsigned_status_from),
     )
 
 
@@ -354,6 +383,7 @@ def build(
             config.trust.xml_signature.legacy_placeholder,
             config.trust.xml_signature.unsigned,
             frozenset(config.trust.xml_signature.unsigned_status_from),
+            origin_policy(config, directory),
         ),
         pool=pool,
         pool_factory=pool_factory,

@@ -11,10 +11,11 @@ This module loads and answers lookups; it must not know about records or package
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,35 @@ from connector.mapping.yamlsource import Issue, Locations, MappingFileError, loa
 
 _ORGAN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-]*$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class _Binding(BaseModel):
+    """How the organisation's certificates are bound to its OrganId (sender binding)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    organ_id_in_certificate: bool = True
+    pinned_sha256: list[str] = Field(default_factory=list)
+    issued_names: list[str] = Field(default_factory=list)
+
+    @field_validator("pinned_sha256")
+    @classmethod
+    def _fingerprints(cls, values: list[str]) -> list[str]:
+        for value in values:
+            clean = value.replace(":", "").lower()
+            if len(clean) != 64 or any(c not in "0123456789abcdef" for c in clean):
+                raise ValueError(f"{value!r} is not a SHA-256 fingerprint (64 hex digits)")
+        return values
+
+
+@dataclass(frozen=True)
+class CertificateBinding:
+    """A directory entry's ``certificates`` block, as plain values (read by the trust policy
+    on receipt; this module does not interpret it)."""
+
+    organ_id_in_certificate: bool = True
+    pinned_sha256: tuple[str, ...] = ()
+    issued_names: tuple[str, ...] = ()
 
 
 class _Entry(BaseModel):
@@ -40,6 +70,7 @@ class _Entry(BaseModel):
     telephone: str | None = Field(default=None, max_length=20)
     fax: str | None = Field(default=None, max_length=20)
     website: str | None = Field(default=None, max_length=20)
+    certificates: _Binding | None = None  # sender binding of this organisation's certificates
 
     @field_validator("organ_id")
     @classmethod
@@ -82,6 +113,7 @@ class Directory:
     source: str
     organizations: tuple[Organization, ...]
     codes: dict[str, tuple[str, ...]]  # OrganId -> local codes
+    bindings: dict[str, CertificateBinding] = field(default_factory=dict)  # OrganId -> block
 
     @classmethod
     def from_entries(cls, entries: Iterable[Organization | tuple[Organization, tuple[str, ...]]],
@@ -138,6 +170,7 @@ def load_directory(path: Path) -> Directory:
     issues: list[Issue] = []
     seen: dict[str, int] = {}
     orgs: list[tuple[Organization, tuple[str, ...]]] = []
+    bindings: dict[str, CertificateBinding] = {}
     for i, entry in enumerate(parsed.organizations):
         for j, key in enumerate([entry.organ_id, *entry.codes]):
             folded = key.casefold()
@@ -158,9 +191,15 @@ def load_directory(path: Path) -> Directory:
             website=entry.website,
         )
         orgs.append((org, tuple(entry.codes)))
+        if entry.certificates is not None:
+            bindings[entry.organ_id] = CertificateBinding(
+                entry.certificates.organ_id_in_certificate,
+                tuple(entry.certificates.pinned_sha256),
+                tuple(entry.certificates.issued_names),
+            )
     if issues:
         raise MappingFileError(issues)
-    return Directory.from_entries(orgs, source=str(path))
+    return dataclasses.replace(Directory.from_entries(orgs, source=str(path)), bindings=bindings)
 
 
 def _issue(locs: Locations, err: Any) -> Issue:
@@ -169,7 +208,8 @@ def _issue(locs: Locations, err: Any) -> Issue:
     if kind == "extra_forbidden":
         return locs.issue(loc, f"unknown key {loc[-1]!r}",
                           "allowed keys: organ_id, codes, organ_name, organization_in_charge, "
-                          "organ_add, email, telephone, fax, website")
+                          "organ_add, email, telephone, fax, website, certificates "
+                          "(organ_id_in_certificate, pinned_sha256, issued_names)")
     if kind == "missing":
         return locs.issue(loc, f"required key {loc[-1]!r} is missing", "add it")
     return locs.issue(loc, str(err.get("msg", "invalid value")), "fix the value")

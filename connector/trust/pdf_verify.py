@@ -31,6 +31,7 @@ from pyhanko.sign.validation.status import PdfSignatureStatus, SignatureCoverage
 
 from connector.errors import PermanentError
 from connector.timeutil import VN_TZ
+from connector.trust.binding import SignerFacts
 from connector.trust.truststore import (
     Purpose,
     SignerKind,
@@ -63,6 +64,7 @@ class SignatureReport:
     ok: bool
     reason: str | None = None
     problem: str | None = None
+    facts: SignerFacts | None = None  # for sender binding (connector.trust.binding)
 
     @property
     def total_document(self) -> bool:
@@ -173,6 +175,7 @@ def _report(embedded: EmbeddedPdfSignature, trust: TrustStore) -> SignatureRepor
         ok=ok,
         reason=reason,
         problem=problem,
+        facts=SignerFacts.of(signer) if signer else None,
     )
 
 

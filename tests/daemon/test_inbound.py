@@ -125,11 +125,13 @@ def test_duplicate_listing_and_redelivery_reach_the_local_side_once(
     assert len(status_notices(b)) == 1
 
 
-def test_tampered_package_is_rejected_acknowledged_fail_and_answered_with_02(
+def test_tampered_package_is_rejected_and_acknowledged_fail_without_a_02(
     world: World,  # noqa: F811
     a: Runtime,
     b: Runtime,
 ) -> None:
+    # Its signature no longer verifies, so nothing establishes who sent it: B answers no one
+    # (a 02 to whoever the From names would let anyone make B sign messages to others).
     record = world.json_record("01-ordinary.json")
     world.a.drop_record(record)
     (item,) = a.services.intake.fetch(1, 5.0)
@@ -150,10 +152,10 @@ def test_tampered_package_is_rejected_acknowledged_fail_and_answered_with_02(
     assert world.hub is not None
     assert [d.state for d in world.hub.deliveries(recipient=B_ID)] == ["fail"]
     (event,) = world.b.events("inbound.rejected")
-    assert event["reason"] == rejected.last_error.reason
-    (notice,) = status_notices(b)
-    assert notice.status_code == "02" and notice.document_id == package.document_id
-    assert [r.organ_id for r in b.services.store.recipients(notice.id)] == [A_ID]
+    assert event["reason"] == rejected.last_error.reason == "signature_invalid"
+    assert status_notices(b) == []
+    finished = [e for e in b.services.store.events(rejected.id) if e.event == "rejection_notified"]
+    assert "no 02" in finished[-1].detail
 
 
 @pytest.mark.parametrize(

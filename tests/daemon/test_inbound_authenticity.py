@@ -19,8 +19,10 @@ from connector.daemon.adapters import VerifierAdapter
 from connector.daemon.wiring import Runtime
 from connector.edxml import build_package
 from connector.edxml.model import Organization
+from connector.edxml.summary import peek
 from connector.errors import PermanentError
 from connector.trust.keys import load_identity
+from connector.trust.origin import Refusal
 from connector.trust.xmldsig import sign_package
 from tests.e2e.harness import A_ID, B_ID, World
 from tests.e2e.inprocess import daemon_pki, runtime, world  # noqa: F401
@@ -77,11 +79,24 @@ def test_signed_by_the_sender_passes_the_binding(world: World, b: Runtime) -> No
 
 
 @pytest.mark.parametrize("path", sample_params("edoc_*.edxml"))
-def test_national_axis_placeholder_without_signed_pdf_is_refused(path: Path, b: Runtime) -> None:
-    with pytest.raises(PermanentError) as caught:
+def test_national_axis_samples_are_not_addressed_to_b(path: Path, b: Runtime) -> None:
+    with pytest.raises(Refusal) as caught:
         inbound.verify(b.services, path.read_bytes())
-    assert caught.value.reason == "signature_missing"
-    assert "origin cannot be verified" in caught.value.message
+    assert caught.value.reason == "not_addressed_to_us"
+    assert not caught.value.sender_established
+
+
+@pytest.mark.parametrize("path", sample_params("edoc_*.edxml"))
+def test_national_axis_placeholder_without_sealed_pdf_is_refused(path: Path, b: Runtime) -> None:
+    # Received by the agency it is addressed to: its main document is a (zipped) Word file,
+    # not a PDF carrying the seal that could vouch for a placeholder-only package.
+    raw = path.read_bytes()
+    addressee = Organization(peek(raw).to_organ_ids[0])
+    services = dataclasses.replace(b.services, agency=addressee)
+    with pytest.raises(Refusal) as caught:
+        inbound.verify(services, raw)
+    assert caught.value.reason in ("main_document_not_pdf", "signature_missing")
+    assert not caught.value.sender_established
 
 
 def test_events_the_local_side_missed_are_published_later_in_order(b: Runtime) -> None:

@@ -93,7 +93,7 @@ def test_01_is_signed_addressed_to_the_sender_and_queued_once(
     assert status.response_for.code == str(document.code)
 
 
-def test_02_carries_the_reason_when_the_package_says_what_it_was(
+def test_02_carries_the_reason_code_and_our_words_when_the_package_says_what_it_was(
     world: World,  # noqa: F811
     a: Runtime,
     b: Runtime,
@@ -104,14 +104,16 @@ def test_02_carries_the_reason_when_the_package_says_what_it_was(
     inbound = _received(b, tampered)
     assert statuses.parse_stored(b.services, inbound) is None, "tampered bytes were trusted"
 
-    statuses.queue_rejection(b.services, inbound, tampered, "chữ ký số không hợp lệ")
+    statuses.queue_rejection(b.services, inbound, tampered, "signature_invalid")
     (notice,) = status_notices(b)
     assert notice.status_code == "02" and notice.document_id == package.document_id
     signed = b.services.store.raw(notice.id)
     assert signed is not None
     status = parse_package(signed)
     assert isinstance(status, StatusPackage)
-    assert status.description == "Từ chối tiếp nhận: chữ ký số không hợp lệ"
+    assert status.description == (
+        "Từ chối tiếp nhận (signature_invalid): chữ ký số trên gói tin không hợp lệ"
+    )
     assert status.response_for.organ_id == A_ID
 
 

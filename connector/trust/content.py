@@ -1,0 +1,176 @@
+"""What a received attachment really is, and the PDF rules (R3, R4) applied to each one.
+
+* The main document is the one the manifest names first (what the mapping hands to the local
+  side as ``main_document``), wherever its payload sits among the ``Attachment`` elements.
+* Declared type against content, as strict as on sending: a file declared (or named) PDF
+  must be a PDF, one declared zip must be a zip; an executable (PE, ELF, Mach-O, a ``#!``
+  script) is refused whatever it is declared as.
+* The main document must be a PDF carrying a valid personal signature and a valid seal
+  (R3); every other PDF — recognised by its content, whatever its declared type — must carry
+  a valid seal (R4); every signature present must be valid.
+
+:func:`check_attachments` is a plain function over bytes (worker-pool friendly) returning a
+picklable report; it decides nothing about the sender (that is :mod:`connector.trust.origin`)
+and must not read configuration.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from lxml import etree
+
+from connector.edxml.model import NS, Attachment
+from connector.errors import PermanentError
+from connector.trust.binding import SignerFacts
+from connector.trust.pdf_policy import PdfPolicy, Role, check_inbound, is_pdf
+from connector.trust.truststore import SignerKind, TrustStore
+
+PDF_MAGIC = b"%PDF-"
+ZIP_MAGIC = b"PK\x03\x04"
+_EXECUTABLE_MAGIC = (
+    (b"MZ", "a Windows executable"),
+    (b"\x7fELF", "an ELF executable"),
+    (b"\xfe\xed\xfa\xce", "a Mach-O executable"),
+    (b"\xfe\xed\xfa\xcf", "a Mach-O executable"),
+    (b"\xce\xfa\xed\xfe", "a Mach-O executable"),
+    (b"\xcf\xfa\xed\xfe", "a Mach-O executable"),
+    (b"\xca\xfe\xba\xbe", "a Mach-O universal executable"),
+    (b"#!", "a script"),
+)
+_PDF_TYPES = frozenset({"application/pdf", "application/x-pdf"})
+_ZIP_TYPES = frozenset({"application/zip", "application/x-zip-compressed"})
+
+
+@dataclass(frozen=True)
+class AttachmentCheck:
+    """One attachment: its role, the seals found on it, and its first failure (if any)."""
+
+    content_id: str
+    name: str
+    role: str  # "main", "attachment" or "other" (not a PDF)
+    note: str
+    seals: tuple[SignerFacts, ...] = ()
+    signers: tuple[str, ...] = ()  # "personal: CN" / "organisation: CN"
+    reason: str | None = None  # stable code of the first failure
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class AttachmentChecks:
+    """Every attachment of one package, the main document first."""
+
+    items: tuple[AttachmentCheck, ...]
+
+    @property
+    def main(self) -> AttachmentCheck | None:
+        return next((i for i in self.items if i.role == "main"), None)
+
+    @property
+    def failures(self) -> tuple[AttachmentCheck, ...]:
+        return tuple(i for i in self.items if i.reason is not None)
+
+    @property
+    def notes(self) -> list[str]:
+        return [i.note for i in self.items]
+
+
+def main_content_id(package_bytes: bytes) -> str | None:
+    """The ContentId (without ``cid:``) of the first manifest Reference, or None."""
+    tags = (f"{{{NS}}}Reference", f"{{{NS}}}edXMLBody")
+    context = etree.iterparse(
+        io.BytesIO(package_bytes), events=("end",), tag=tags, resolve_entities=False,
+        no_network=True, load_dtd=False, huge_tree=True,
+    )
+    try:
+        for _, element in context:
+            if element.tag == tags[1]:
+                return None
+            found = element.find(f"{{{NS}}}ContentId")
+            text = (found.text or "").strip() if found is not None else ""
+            if text:
+                return text[4:] if text.lower().startswith("cid:") else text
+    except etree.XMLSyntaxError:
+        return None
+    return None
+
+
+def main_first(
+    attachments: Sequence[Attachment], main_id: str | None
+) -> tuple[Attachment, ...]:
+    """The attachments with the manifest's main document first (order otherwise kept)."""
+    items = tuple(attachments)
+    for index, item in enumerate(items):
+        if item.content_id == main_id:
+            return (item, *items[:index], *items[index + 1:])
+    return items
+
+
+def content_problem(item: Attachment) -> tuple[str, str] | None:
+    """``(reason, message)`` when the bytes are not what the attachment declares."""
+    data, declared = item.data, item.content_type.split(";")[0].strip().lower()
+    for magic, what in _EXECUTABLE_MAGIC:
+        if data.startswith(magic):
+            return "executable_content", (
+                f"attachment {item.content_id}: the content is {what} (declared {declared or '?'})"
+            )
+    named_pdf = item.name.lower().endswith(".pdf")
+    if (declared in _PDF_TYPES or named_pdf) and not is_pdf(data):
+        return "content_type_mismatch", (
+            f"attachment {item.content_id}: declared or named as a PDF but the content is not a "
+            "PDF")
+    if declared in _ZIP_TYPES and not data.startswith(ZIP_MAGIC):
+        return "content_type_mismatch", (
+            f"attachment {item.content_id}: declared as a zip archive but the content is not one")
+    return None
+
+
+def _check_one(item: Attachment, role: Role | None, trust: TrustStore, policy: PdfPolicy
+               ) -> AttachmentCheck:
+    cid = item.content_id
+    problem = content_problem(item)
+    if problem is not None:
+        return AttachmentCheck(cid, item.name, role or "other", f"{cid}: {problem[1]}",
+                               reason=problem[0], problem=problem[1])
+    if role is None:
+        return AttachmentCheck(cid, item.name, "other",
+                               f"{cid}: not a PDF, no PDF signature checked")
+    try:
+        report = check_inbound(item.data, role, trust, policy, name=f"attachment {cid}")
+    except PermanentError as exc:
+        return AttachmentCheck(cid, item.name, str(role), f"{cid}: {exc.message}",
+                               reason=exc.reason, problem=exc.message)
+    seals = tuple(s.facts for s in report.valid_of(SignerKind.ORGANISATION) if s.facts)
+    signers = tuple(f"{s.kind}: {s.signer}" for s in report.signatures)
+    return AttachmentCheck(
+        cid, item.name, str(role),
+        f"{cid}: {len(report.signatures)} valid signature(s) as {role}", seals, signers,
+    )
+
+
+def check_attachments(
+    attachments: Sequence[Attachment], main_id: str | None, trust: TrustStore,
+    policy: PdfPolicy,
+) -> AttachmentChecks:
+    """Content and PDF checks of every attachment (see the module docstring); never raises
+    for a bad attachment: each one's failure is in its :class:`AttachmentCheck`."""
+    ordered = main_first(attachments, main_id)
+    items: list[AttachmentCheck] = []
+    for index, item in enumerate(ordered):
+        pdf = is_pdf(item.data)
+        if index == 0:
+            if not pdf and content_problem(item) is None:
+                items.append(AttachmentCheck(
+                    item.content_id, item.name, "main",
+                    f"{item.content_id}: the main document is not a PDF",
+                    reason="main_document_not_pdf",
+                    problem=f"the main document (attachment {item.content_id}) is not a PDF; "
+                            "it must be a PDF carrying the signer's and the organisation's "
+                            "signatures"))
+                continue
+            items.append(_check_one(item, Role.MAIN, trust, policy))
+        else:
+            items.append(_check_one(item, Role.ATTACHMENT if pdf else None, trust, policy))
+    return AttachmentChecks(tuple(items))
