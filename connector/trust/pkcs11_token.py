@@ -259,12 +259,13 @@ def close_all() -> None:
         with module.lock:
             for spec in [s for s in _sessions if s.module == module.path]:
                 _close(_sessions.pop(spec))
-                _down.discard(spec)
             library = _loaded_library(module.path)
             if library is not None and library.initialized:
                 with contextlib.suppress(p11.PKCS11Error):
                     library.finalize()
     _refused_pins.clear()
+    with _registry_lock:
+        _down.clear()
 
 
 def _describe(exc: BaseException) -> str:

@@ -246,3 +246,63 @@ def test_worker_processes_open_their_own_session(tokens: Tokens, plain_pdf: byte
 def test_file_identities_are_untouched(seal_a: SigningIdentity, plain_pdf: bytes,
                                        trust_store: TrustStore) -> None:
     assert verify_pdf(seal_pdf(plain_pdf, seal_a), trust_store).signatures[0].ok
+
+
+def test_the_keys_component_follows_the_token(tokens: Tokens, tmp_path: Path) -> None:
+    pkcs11_token.close_all()  # forget the tokens that earlier tests made fail on purpose
+    states: list[bool] = []
+    stop = pkcs11_token.watch(states.append)
+    try:
+        identity = tokens.ec.load()
+        folders = tokens.hsm.token_folders()
+        for folder in folders:
+            shutil.move(folder, tmp_path / folder.name)
+        try:
+            with pytest.raises(UnavailableError):
+                xmldsig.PackageSigner(identity).sign(build_package(edoc()))
+        finally:
+            for folder in folders:
+                shutil.move(tmp_path / folder.name, folder)
+        xmldsig.PackageSigner(identity).sign(build_package(edoc()))
+    finally:
+        stop()
+    assert states == [False, True]
+
+
+# ------------------------------------------------------------------------- configuration
+
+
+def test_configuration_names_a_token_key(tokens: Tokens, demo_pki: DemoPki) -> None:
+    from connector.config_schema import KeyConfig
+    from connector.daemon.wiring import key_source
+
+    config = KeyConfig.model_validate({
+        "pkcs11": {"module": str(tokens.hsm.module), "token_label": "org-a",
+                   "key_label": "seal", "key_id": "01", "pin_env": PIN_ENV},
+        "chain": [str(demo_pki.intermediate_cert)],
+    })
+    source = key_source(config)
+    assert source == TokenKeySource(TokenSpec(tokens.hsm.module, "org-a", pin_env=PIN_ENV),
+                                    key_label="seal", key_id=b"\x01",
+                                    chain=(demo_pki.intermediate_cert,))
+    assert source.load().certificate == tokens.rsa.load().certificate
+
+
+@pytest.mark.parametrize("section, problem", [
+    ({"pkcs11": {"module": "/x.so", "token_label": "t"}}, "key_label or key_id"),
+    ({"pkcs11": {"module": "/x.so", "token_label": "t", "key_label": "k",
+                 "cert_label": "c", "cert_file": "/c.pem"}}, "not both"),
+    ({"pkcs11": {"module": "/x.so", "token_label": "t", "key_label": "k",
+                 "pin_env": "A", "pin_file": "/p"}}, "not both"),
+    ({"pkcs11": {"module": "/x.so", "token_label": "t", "key_label": "k"},
+      "key": "/k.pem"}, "takes no key"),
+    ({"pkcs11": {"module": "/x.so", "token_label": "t", "key_id": "xyz"}}, "pattern"),
+    ({}, "give key"),
+])
+def test_token_key_configuration_errors(section: dict[str, object], problem: str) -> None:
+    from pydantic import ValidationError
+
+    from connector.config_schema import KeyConfig
+
+    with pytest.raises(ValidationError, match=problem):
+        KeyConfig.model_validate(section)
