@@ -14,9 +14,10 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from connector import __version__
+from connector.errors import ConnectorError
 
 CONFIG_ENV = "CONNECTOR_CONFIG"  # the configuration file of every sub-command with --config
 
@@ -81,6 +82,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser()
     finally:
         sys.argv = saved
+    name = f"connector {args_list[0]}" if args_list else "connector"
+    return _run_quietly(name, lambda: _parse_and_run(parser, args_list))
+
+
+def _parse_and_run(parser: argparse.ArgumentParser, args_list: list[str]) -> int:
     args = parser.parse_args(args_list)
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
@@ -88,6 +94,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = importlib.import_module(args._module)
     result: int = module.run(args)
     return result
+
+
+def _run_quietly(name: str, command: Callable[[], int]) -> int:
+    """Run a command; input errors end with one line on stderr, never a traceback."""
+    try:
+        result = command()
+        sys.stdout.flush()  # a closed pipe shows here, inside the guard
+        return result
+    except BrokenPipeError:
+        # The reader went away (`connector messages list | head`): that is not an error of
+        # ours. Point stdout at /dev/null so the interpreter's final flush stays quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports it
+    except RecursionError:
+        print(f"{name}: the input nests too deeply to be read (refused)", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except ConnectorError as exc:
+        print(f"{name}: {exc.message} ({exc.reason})", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ValidationError
 from connector.config_schema import Config, KeyConfig
 from connector.config_types import SecretRef
 from connector.errors import ConfigurationError
+from connector.yamlguard import YamlTooComplex, check_yaml
 
 __all__ = [
     "Config",
@@ -110,6 +111,12 @@ def parse_config(
     """Validate configuration text; relative paths resolve against ``base_dir``."""
     env = os.environ if environ is None else environ
     problems: list[ConfigProblem] = []
+    try:
+        check_yaml(text)  # depth and alias expansion bounded before anything recurses
+    except YamlTooComplex as exc:
+        raise InvalidConfiguration(
+            source, [ConfigProblem(source, exc.line, "(top)", f"refused: the YAML {exc}")]
+        ) from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from connector.errors import ConfigurationError
+from connector.yamlguard import YamlTooComplex, check_yaml
 
 Loc = tuple[str | int, ...]
 
@@ -140,6 +141,11 @@ def load_located(path: Path, text: str | None = None) -> tuple[Any, Locations]:
         except (OSError, UnicodeDecodeError) as exc:
             raise MappingFileError([Issue(name, (), None, None, f"cannot read file: {exc}",
                                           "the file must be UTF-8 text")]) from None
+    try:
+        check_yaml(text)  # depth and alias expansion bounded before anything recurses
+    except YamlTooComplex as exc:
+        raise MappingFileError([Issue(name, (), exc.line, None, f"refused: the YAML {exc}",
+                                      "write the mapping out plainly")]) from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
