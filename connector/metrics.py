@@ -48,7 +48,7 @@ INBOUND_OUTCOMES = (
 SEND_KINDS = ("edoc", "status")
 SEND_RESULTS = ("ok", "transient", "unavailable", "permanent", "configuration")
 STATUS_CODES = ("01", "02", "03", "04", "05", "06", "13", "15", "16")
-COMPONENTS = ("broker", "hub", "store")
+COMPONENTS = ("broker", "spool", "hub", "store")
 DEADLINE_STATES = ("at_risk", "late")
 DEVIATION_ELEMENTS = tuple(sorted(QCVN_ELEMENTS))
 STAGE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -127,6 +127,9 @@ class ConnectorMetrics:
         self._publish_reason = LabelGuard(limit=20)
         self._components: dict[str, bool] = {}
         self._components_lock = threading.Lock()
+        # What the local side is: a spool deployment has no broker, so its outages (and the
+        # stages reporting them as "broker") are shown as the spool's.
+        self.local_side = "broker"
         self._certificates: dict[str, float] = {}  # role -> notAfter (readiness probe)
 
         self.documents = Counter(
@@ -257,6 +260,8 @@ class ConnectorMetrics:
             return dict(self._certificates)
 
     def set_component_up(self, component: str, up: bool) -> None:
+        if component == "broker":
+            component = self.local_side
         name = self._component(component)
         self.component_up.labels(name).set(1 if up else 0)
         with self._components_lock:

@@ -244,6 +244,7 @@ def _local(
     assert config.local.spool is not None
     spool = SpoolFolder.from_config(config.local.spool, exclusive=exclusive,
                                     limits=record_limits(config))
+    metrics.local_side = "spool"  # its outages are the spool's, never "broker down"
     return spool, spool, spool.close
 
 
