@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "decrypt": ("connector.trust.cmd_decrypt", "decrypt a CMS AuthEnvelopedData file"),
     "hub": ("connector.hub.cmd_hub", "run the interconnect hub emulator"),
     "check": ("connector.daemon.cmd_check", "load and check a connector configuration"),
+    "certs": ("connector.trust.cmd_certs", "certificates and CRLs in use, with days left"),
     "run": ("connector.daemon.cmd_run", "run the connector daemon"),
     "messages": ("connector.store.cmd_messages", "list, show and retry tracked packages"),
     "dead-letters": ("connector.local.amqp_replay", "list and replay the AMQP dead-letter queue"),

@@ -97,6 +97,22 @@ class StoreSnapshot:
     packages: Mapping[tuple[str, str, str], int] = field(default_factory=dict)
     deadline_at_risk: int = 0  # R6: not yet sent, deadline within the warning window
     deadline_late: int = 0  # R6: not yet sent, deadline passed
+    # recipient state (PENDING, SENT, ...) -> (recipients, seconds since the oldest changed)
+    recipients_waiting: Mapping[str, tuple[int, float]] = field(default_factory=dict)
+
+
+WAITING_RECIPIENT_STATES = (
+    "PENDING", "SENT", "ARRIVED", "ACCEPTED", "ASSIGNED", "PROCESSING", "RECALL_REQUESTED"
+)
+
+
+@dataclass(frozen=True)
+class TrustSnapshot:
+    """Certificates and CRLs in use, read at each scrape (files may change without restart)."""
+
+    # (role, name, notAfter as a Unix timestamp); name: OrganId or file name, "" for ours
+    certificates: tuple[tuple[str, str, float], ...] = ()
+    crls: tuple[tuple[str, float], ...] = ()  # (CRL file name, nextUpdate timestamp)
 
 
 class ConnectorMetrics:
@@ -155,11 +171,9 @@ class ConnectorMetrics:
             "connector_refused_records_total",
             "Local records refused and dead-lettered, by reason code.",
             ["reason"], registry=r)
-        self.certificate_expiry = Gauge(
-            "connector_certificate_expiry_timestamp_seconds",
-            "Expiry (notAfter) of each certificate the connector uses, as a Unix timestamp; "
-            "days left = (value - time()) / 86400.",
-            ["role"], registry=r)
+        # Certificate expiry and CRL next update come from _TrustCollector, which reads the
+        # files in use at each scrape (a renewed certificate shows without restart).
+        self._trust_source: Callable[[], TrustSnapshot] | None = None
         self.component_up = Gauge(
             "connector_component_up",
             "Whether a dependency is reachable (1) or not (0): broker, hub, store.",
@@ -195,6 +209,7 @@ class ConnectorMetrics:
             ProcessCollector(registry=r)
         self._snapshot_source: Callable[[], StoreSnapshot] | None = None
         r.register(_StoreCollector(self))
+        r.register(_TrustCollector(self))
         self._initialise_series()
 
     def _initialise_series(self) -> None:
@@ -250,9 +265,31 @@ class ConnectorMetrics:
         if not_after.tzinfo is None:
             not_after = not_after.replace(tzinfo=dt.UTC)
         name = self._role(role)
-        self.certificate_expiry.labels(name).set(not_after.timestamp())
         with self._components_lock:
             self._certificates[name] = not_after.timestamp()
+
+    def use_trust_source(self, source: Callable[[], TrustSnapshot] | None) -> None:
+        """The callback read at every scrape for every certificate's expiry and every CRL's
+        next update (set by the daemon from the certificate inventory)."""
+        self._trust_source = source
+
+    def _trust(self) -> TrustSnapshot:
+        certificates = {(role, ""): expiry for role, expiry in self.certificate_expiries().items()}
+        crls: tuple[tuple[str, float], ...] = ()
+        source = self._trust_source
+        if source is not None:
+            try:
+                found = source()
+            except Exception:  # an unreadable file must not break /metrics
+                log.warning("reading certificates for metrics failed", exc_info=True)
+                found = TrustSnapshot()
+            for role, name, expiry in found.certificates:
+                certificates[(self._role(role), name)] = expiry
+            crls = found.crls
+        return TrustSnapshot(
+            tuple((role, name, expiry) for (role, name), expiry in sorted(certificates.items())),
+            crls,
+        )
 
     def certificate_expiries(self) -> dict[str, float]:
         """role -> notAfter (seconds since the epoch) of every certificate recorded."""
@@ -352,3 +389,50 @@ class _StoreCollector(Collector):
         deadline.add_metric(["at_risk"], snapshot.deadline_at_risk)
         deadline.add_metric(["late"], snapshot.deadline_late)
         yield deadline
+        waiting = GaugeMetricFamily(
+            "connector_recipients_waiting",
+            "Recipients of outbound documents per state that waits for the peer or the hub "
+            "(PENDING, SENT: no arrival notice yet, ARRIVED, ... PROCESSING).",
+            labels=["state"])
+        oldest = GaugeMetricFamily(
+            "connector_recipients_oldest_wait_seconds",
+            "Seconds the longest-waiting recipient has been in this state; 0 when none.",
+            labels=["state"])
+        for state in WAITING_RECIPIENT_STATES:
+            count, age = snapshot.recipients_waiting.get(state, (0, 0.0))
+            waiting.add_metric([state], count)
+            oldest.add_metric([state], age)
+        yield waiting
+        yield oldest
+
+
+class _TrustCollector(Collector):
+    """Certificate expiry and CRL next update, read at scrape time."""
+
+    def __init__(self, metrics: ConnectorMetrics) -> None:
+        self._metrics = metrics
+
+    def describe(self) -> Iterable[Metric]:
+        return list(self._families(TrustSnapshot()))
+
+    def collect(self) -> Iterable[Metric]:
+        return list(self._families(self._metrics._trust()))
+
+    def _families(self, snapshot: TrustSnapshot) -> Iterator[Metric]:
+        expiry = GaugeMetricFamily(
+            "connector_certificate_expiry_timestamp_seconds",
+            "Expiry (notAfter) of each certificate the connector uses, as a Unix timestamp, by "
+            "role (seal, xml_signer, encryption, hub_tls_client, peer_encryption, "
+            "trust_anchor, ca) and name (OrganId or file); days left = (value - time()) / 86400.",
+            labels=["role", "name"])
+        for role, name, value in snapshot.certificates:
+            expiry.add_metric([role, name], value)
+        yield expiry
+        crl = GaugeMetricFamily(
+            "connector_crl_next_update_timestamp_seconds",
+            "When each CRL of trust.crl_dir is due to be replaced (nextUpdate), as a Unix "
+            "timestamp; past it, revocation checks fail in hard-fail mode.",
+            labels=["crl"])
+        for name, value in snapshot.crls:
+            crl.add_metric([name], value)
+        yield crl

@@ -93,7 +93,7 @@ def test_counters_reflect_what_was_recorded(metrics: ConnectorMetrics) -> None:
     assert found[("connector_stage_duration_seconds_count", (("stage", "seal"),))] == 1
     assert found[("connector_stage_duration_seconds_count", (("stage", "validate"),))] == 1
     assert found[("connector_certificate_expiry_timestamp_seconds",
-                  (("role", "organisation_seal"),))] == 1893456000
+                  (("name", ""), ("role", "organisation_seal")))] == 1893456000
     assert found[("connector_component_up", (("component", "broker"),))] == 1
     assert found[("connector_build_info", (("version", "0.1.0-test"),))] == 1
 
@@ -305,3 +305,13 @@ def test_alert_rules_fire_when_they_should(tmp_path: Path) -> None:
     checked = subprocess.run([str(PROMTOOL), "test", "rules", str(tests)],
                              capture_output=True, text=True, timeout=60)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_recipients_waiting_per_state_with_the_oldest_age(metrics: ConnectorMetrics) -> None:
+    metrics.use_store_snapshot(
+        lambda: StoreSnapshot(recipients_waiting={"SENT": (3, 5 * 3600.0), "ARRIVED": (1, 60.0)})
+    )
+    found = samples(metrics)
+    assert found[("connector_recipients_waiting", (("state", "SENT"),))] == 3
+    assert found[("connector_recipients_oldest_wait_seconds", (("state", "SENT"),))] == 18000
+    assert found[("connector_recipients_waiting", (("state", "PENDING"),))] == 0  # always there

@@ -138,7 +138,7 @@ def _mappings(c: _Collector) -> None:
 
 
 def _keys(c: _Collector) -> None:
-    from connector.trust.keys import KeySource
+    from connector.daemon.wiring import key_source
 
     config = c.config
     keys = [("trust.seal", config.trust.seal)]
@@ -149,9 +149,8 @@ def _keys(c: _Collector) -> None:
     for where, key in keys:
         if c.reported(where):
             continue
-        source = KeySource(key.key, key.cert, tuple(key.chain), key.password_env, key.password_file)
         try:
-            source.load()
+            key_source(key).load()
         except ConnectorError as exc:
             c.add(f"{where}.key", f"cannot load the key: {exc.message}")
 

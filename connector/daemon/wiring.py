@@ -14,7 +14,7 @@ import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ from connector.store.api import TrackingStore, state_mapping
 from connector.trust import payload, pkcs11_token
 from connector.trust.atrest import PayloadCipher
 from connector.trust.binding import BindingRules, PeerBinding, SignerFacts
+from connector.trust.cert_inventory import PeerCertificates, trust_snapshot
 from connector.trust.keys import KeySource, SigningIdentity, load_certificates
 from connector.trust.origin import OriginPolicy
 from connector.trust.pdf_policy import PdfPolicy
@@ -124,7 +125,7 @@ class EncryptionAdapter:
     """Encrypts attachments per destination policy; decrypts with our encryption key."""
 
     policies: Callable[[str], payload.EncryptionPolicy]
-    certificates: dict[str, list[x509.Certificate]]  # leaf first, then its intermediates
+    certificates: Mapping[str, list[x509.Certificate]]  # leaf first, then its intermediates
     trust: TrustStore
     decryption: SigningIdentity | None = None
     intermediates: tuple[x509.Certificate, ...] = ()  # known CA certificates (our own chain)
@@ -166,12 +167,8 @@ class EncryptionAdapter:
 
 def _encryption(config: Config, trust: TrustStore) -> EncryptionAdapter:
     section = config.encryption
-    certificates: dict[str, list[x509.Certificate]] = {}
-    for organ_id, path in section.certificates.items():
-        certificates[organ_id] = load_certificates(path)
-    if section.certificates_dir is not None and section.certificates_dir.is_dir():
-        for path in sorted(section.certificates_dir.glob("*.pem")):
-            certificates.setdefault(path.stem, load_certificates(path))
+    # Re-read when a peer's certificate file changes (no restart to take a renewed one).
+    certificates = PeerCertificates(config)
     if section.decryption_key is not None and section.decryption_key.pkcs11 is not None:
         raise ConfigurationError("encryption.decryption_key: keys in PKCS#11 tokens sign only; "
                                  "give the decryption key as a file", reason="key_unsupported")
@@ -349,6 +346,8 @@ def build(
         metrics.set_certificate_expiry(
             "encryption", encryption.decryption.certificate.not_valid_after_utc
         )
+    # Every certificate and CRL in use, read again at each scrape when its file changed.
+    metrics.use_trust_source(lambda: trust_snapshot(config))
     hub = _hub(config)
     closers.append(hub.close)
     intake, sink, close_local = _local(config, metrics, exclusive=exclusive_local)
@@ -478,6 +477,10 @@ def _snapshot(store: TrackingStore) -> StoreSnapshot:
         packages=state_mapping(counts),
         deadline_late=late,
         deadline_at_risk=max(store.count_past_deadline(now + AT_RISK_WINDOW) - late, 0),
+        recipients_waiting={
+            b.state.value: (b.count, max(0.0, now - b.oldest_since))
+            for b in store.recipient_backlog()
+        },
     )
 
 

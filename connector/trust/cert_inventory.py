@@ -26,6 +26,7 @@ from cryptography import x509
 
 from connector.config_schema import Config, KeyConfig
 from connector.errors import ConfigurationError
+from connector.metrics import TrustSnapshot
 from connector.trust.keys import KeySource, parse_certificates
 
 CA_SUFFIXES = frozenset({".pem", ".crt", ".cer", ".der"})
@@ -179,10 +180,14 @@ def inventory(config: Config) -> Inventory:
         result.certificates.append(_entry(role, name, key, path, first))
 
     for role, where, key_config in _own(config):
+        for index, chain in enumerate(key_config.chain):
+            add_file("chain", chain.name, f"{where}.chain[{index}]", chain)
         if key_config.cert is not None:
             add_file(role, "", f"{where}.cert", key_config.cert)
-        elif key_config.key.suffix.lower() in (".p12", ".pfx"):
-            _add_bundle(result, role, f"{where}.key", key_config)
+        elif key_config.pkcs11 is not None and key_config.pkcs11.cert_file is not None:
+            add_file(role, "", f"{where}.pkcs11.cert_file", key_config.pkcs11.cert_file)
+        elif key_config.key is not None and key_config.key.suffix.lower() in (".p12", ".pfx"):
+            _add_bundle(result, role, f"{where}.key", key_config.key, key_config)
     tls = config.hub.tls
     if tls.client_cert is not None:
         add_file("hub_tls_client", "", "hub.tls.client_cert", tls.client_cert)
@@ -195,9 +200,11 @@ def inventory(config: Config) -> Inventory:
     return result
 
 
-def _add_bundle(result: Inventory, role: str, key: str, key_config: KeyConfig) -> None:
+def _add_bundle(
+    result: Inventory, role: str, key: str, bundle: Path, key_config: KeyConfig
+) -> None:
     source = KeySource(
-        key=key_config.key,
+        key=bundle,
         cert=key_config.cert,
         chain=tuple(key_config.chain),
         password_env=key_config.password_env,
@@ -208,7 +215,7 @@ def _add_bundle(result: Inventory, role: str, key: str, key_config: KeyConfig) -
     except ConfigurationError as exc:
         result.problems.append(InventoryProblem(key, exc.message))
         return
-    result.certificates.append(_entry(role, "", key, key_config.key, identity.certificate))
+    result.certificates.append(_entry(role, "", key, bundle, identity.certificate))
 
 
 def _add_trust_folder(result: Inventory, config: Config) -> None:
@@ -291,3 +298,18 @@ class PeerCertificates(Mapping[str, list[x509.Certificate]]):
 
     def __len__(self) -> int:
         return len(self._files())
+
+
+def trust_snapshot(config: Config) -> TrustSnapshot:
+    """The certificate expiry and CRL next-update gauges' values, read now (cached files)."""
+    found = inventory(config)
+    return TrustSnapshot(
+        certificates=tuple(
+            (c.role, c.name, c.not_after.timestamp()) for c in found.certificates
+        ),
+        crls=tuple(
+            (crl.path.name, crl.next_update.timestamp())
+            for crl in found.crls
+            if crl.next_update is not None
+        ),
+    )

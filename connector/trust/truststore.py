@@ -255,6 +255,9 @@ class TrustStore:
         self.source = source
         self._bundle: Path | None = None
         self._lock = threading.Lock()
+        # Set by from_dirs: the CRL folder is read again when one of its files changes.
+        self.crl_dir: Path | None = None
+        self._crl_signature: tuple[tuple[str, int, int], ...] = ()
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Picklable for worker processes: certificates travel as DER, the bundle is re-made.
@@ -285,9 +288,28 @@ class TrustStore:
             certificates.extend(parse_certificates(data, f"CA file {path}"))
         crls: list[bytes] = []
         if crl_dir is not None:
-            crls = [_parse_crl(p, d) for p, d in _read_files(Path(crl_dir), "CRL")
-                    if p.suffix.lower() in {".crl", ".pem", ".der"}]
-        return cls(certificates, crls, source=f"trust store {trust_path}", **options)
+            crls = _read_crls(Path(crl_dir))
+        store = cls(certificates, crls, source=f"trust store {trust_path}", **options)
+        if crl_dir is not None:
+            store.crl_dir = Path(crl_dir)
+            store._crl_signature = _folder_signature(store.crl_dir)
+        return store
+
+    def refresh_crls(self) -> None:
+        """Read the CRL folder again if a file in it changed (a new CRL needs no restart).
+        A folder that cannot be read now keeps the CRLs read before."""
+        if self.crl_dir is None:
+            return
+        try:
+            signature = _folder_signature(self.crl_dir)
+            if signature == self._crl_signature:
+                return
+            crls = _read_crls(self.crl_dir)
+        except (OSError, ConfigurationError):
+            return  # half-written or removed: the next look tries again
+        with self._lock:
+            self.crls = tuple(crls)
+            self._crl_signature = signature
 
     def validation_context(
         self,
@@ -308,6 +330,7 @@ class TrustStore:
                     reason="fetch_unavailable",
                 ) from exc
             fetcher_backend = RequestsFetcherBackend(per_request_timeout=self.fetch_timeout)
+        self.refresh_crls()
         mode = self.revocation_mode
         if not self.crls and not self.fetch_revocation and mode == "require":
             mode = "hard-fail"  # certvalidator refuses "require" without any source
@@ -360,6 +383,20 @@ class TrustStore:
                 ))
                 self._bundle = bundle
             return self._bundle
+
+
+def _read_crls(folder: Path) -> list[bytes]:
+    return [_parse_crl(p, d) for p, d in _read_files(folder, "CRL")
+            if p.suffix.lower() in {".crl", ".pem", ".der"}]
+
+
+def _folder_signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    entries = []
+    for path in sorted(folder.iterdir()):
+        if path.is_file():
+            stat = path.stat()
+            entries.append((path.name, stat.st_mtime_ns, stat.st_size))
+    return tuple(entries)
 
 
 def _rebuild_store(ders: list[bytes], crls: list[bytes], options: dict[str, Any]) -> TrustStore:
