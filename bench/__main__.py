@@ -14,6 +14,7 @@ MODULES = (
     "bench.bench_edxml",  # parse, build, peek, XSD validation (lxml next to xmlschema)
     "bench.bench_crypto",  # XML signature, CMS, at-rest, next to RSA / SHA-256 / AES-GCM
     "bench.bench_pdf",  # PDF seal and verification next to their primitives
+    "bench.bench_pkcs11",  # seal and XML signature with a token key (SoftHSM2) next to a file key
     "bench.bench_hub",  # VXP client and emulator round trips
     "bench.bench_amqp",  # the AMQP adapter next to plain kombu (needs RabbitMQ)
     "bench.bench_e2e",  # A -> hub -> B throughput and latency (needs RabbitMQ)
