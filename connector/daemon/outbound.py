@@ -40,7 +40,7 @@ from connector.store.api import (
     PackageFacts,
     TrackedPackage,
 )
-from connector.store.states import OutboundState, PackageKind
+from connector.store.states import IllegalTransition, OutboundState, PackageKind
 from connector.workcalendar import WorkingCalendar
 
 log = logging.getLogger("connector.outbound")
@@ -328,7 +328,10 @@ def resume_accepted(services: Services) -> int:
         except Exception as exc:  # left ACCEPTED: tried again at the next start
             log.warning("package #%d not resumed: %s", package.id, exc)
             continue
-        services.store.mark_ready(package.id, raw, facts)
+        try:
+            services.store.mark_ready(package.id, raw, facts)
+        except IllegalTransition:  # another replica prepared it meanwhile
+            continue
         resumed += 1
     return resumed
 

@@ -27,9 +27,11 @@ def supervise(runtime: Runtime) -> Supervisor:
         log.info("%d package(s) claimed by an earlier, stopped process are free again", freed)
 
     def intake_worker(stop: threading.Event) -> None:
-        resumed = outbound.resume_accepted(services)
-        if resumed:
-            log.info("resumed %d package(s) left half-prepared", resumed)
+        # Replicas on one PostgreSQL store: the first to start resumes (SQLite: always).
+        if services.store.try_hold_duty("resume"):
+            resumed = outbound.resume_accepted(services)
+            if resumed:
+                log.info("resumed %d package(s) left half-prepared", resumed)
         outbound.intake_loop(services, stop)
 
     supervisor.add("intake", intake_worker)
