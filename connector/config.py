@@ -29,8 +29,9 @@ from pydantic import BaseModel, ValidationError
 
 from connector.config_schema import Config, KeyConfig
 from connector.config_types import SecretRef
+from connector.edxml.inputfile import InputFileError, read_package_file
 from connector.errors import ConfigurationError
-from connector.yamlguard import YamlTooComplex, check_yaml
+from connector.yamlguard import MAX_YAML_BYTES, YamlTooComplex, check_yaml
 
 __all__ = [
     "Config",
@@ -92,11 +93,21 @@ class InvalidConfiguration(ConfigurationError):
         self.problems = problems
 
 
+def _plain(exc: Exception) -> str:
+    """The reader's message without its hint about package files."""
+    return str(exc).split(" (name the package files", 1)[0]
+
+
 def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
     """Read, interpolate and validate the configuration file at ``path``."""
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        # Looks before it opens: a folder, FIFO or device gets an exact message, never a hang.
+        text = read_package_file(str(file), max_bytes=MAX_YAML_BYTES).decode("utf-8")
+    except InputFileError as exc:
+        raise ConfigurationError(
+            f"cannot read the configuration file: {_plain(exc)}", reason="config_unreadable"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise ConfigurationError(

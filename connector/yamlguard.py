@@ -15,6 +15,7 @@ import yaml
 MAX_DEPTH = 64  # nested mappings/lists; real files use fewer than 10
 MAX_NODES = 200_000  # nodes, aliases expanded; a real configuration has a few hundred
 MAX_CHARS = 4 * 1024 * 1024
+MAX_YAML_BYTES = 4 * MAX_CHARS  # a file read for YAML: at most this many bytes
 
 
 class YamlTooComplex(ValueError):

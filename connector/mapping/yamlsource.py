@@ -16,8 +16,9 @@ from typing import Any
 
 import yaml
 
+from connector.edxml.inputfile import InputFileError, read_package_file
 from connector.errors import ConfigurationError
-from connector.yamlguard import YamlTooComplex, check_yaml
+from connector.yamlguard import MAX_YAML_BYTES, YamlTooComplex, check_yaml
 
 Loc = tuple[str | int, ...]
 
@@ -134,7 +135,11 @@ def load_located(path: Path, text: str | None = None) -> tuple[Any, Locations]:
     locs = Locations(name)
     if text is None:
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_package_file(str(path), max_bytes=MAX_YAML_BYTES).decode("utf-8")
+        except InputFileError as exc:
+            plain = str(exc).split(" (name the package files", 1)[0]
+            raise MappingFileError([Issue(name, (), None, None, f"cannot read file: {plain}",
+                                          "name a regular YAML file")]) from None
         except FileNotFoundError:
             raise MappingFileError([Issue(name, (), None, None, "file not found",
                                           "check the path")]) from None
