@@ -133,3 +133,80 @@ def test_sdk_hash_form_is_accepted(hub: HubEmulator) -> None:
     headers["hash-edoc"] = w.file_hash(b"other")
     wrong = httpx.post(f"{hub.url}/EdocService/sendDocument", headers=headers, content=package)
     assert wrong.json()["code"] == "1004"
+
+
+# -- the wire's variable points are settings (known from notes, not a captured client) ----
+
+
+def _recording(settings: EdocRestSettings) -> tuple[EdocRestClient, list[httpx.Request]]:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        request.read()
+        seen.append(request)
+        return httpx.Response(200, json={"code": "0", "status": "True", "docId": "9"})
+
+    return EdocRestClient(settings, transport=httpx.MockTransport(handler)), seen
+
+
+def _settings(**wire: object) -> EdocRestSettings:
+    return EdocRestSettings(
+        endpoint="https://edoc.example.gov.vn/EdocService",
+        organ_id=A,
+        token=Secret("rest-token"),
+        **wire,  # type: ignore[arg-type]
+    )
+
+
+def test_defaults_are_the_notes_reading() -> None:
+    client, seen = _recording(_settings())
+    package = edoc_bytes()
+    with client:
+        client.send(package, message_type="edoc", sender=A)
+    (request,) = seen
+    assert request.headers["organid"] == A
+    assert request.headers["authorization"] == "rest-token"
+    assert request.headers["type"] == "EDOC"
+    assert request.headers["hash-edoc"] == w.file_hash(package)
+    assert request.headers["Content-Type"] == "application/xml"
+    assert request.content == package
+
+
+def test_header_names_hash_form_and_body_form_are_settings() -> None:
+    client, seen = _recording(
+        _settings(
+            organ_header="X-Organ",
+            token_header="X-Token",
+            hash_header="X-Hash",
+            hash_form="sdk",
+            upload="multipart",
+            file_part="edoc",
+        )
+    )
+    package = edoc_bytes()
+    with client:
+        client.send(package, message_type="status", sender=A)
+    (request,) = seen
+    assert request.headers["X-Organ"] == A and request.headers["X-Token"] == "rest-token"
+    assert request.headers["X-Hash"] == w.sdk_file_hash(package)
+    assert "organid" not in request.headers and "hash-edoc" not in request.headers
+    assert request.headers["Content-Type"].startswith("multipart/form-data; boundary=")
+    assert b'name="edoc"' in request.content and package in request.content
+
+
+@pytest.mark.parametrize("upload", ["raw", "multipart"])
+@pytest.mark.parametrize("hash_form", ["standard", "sdk"])
+def test_the_emulator_takes_each_body_and_hash_form(
+    hub: HubEmulator, upload: str, hash_form: str
+) -> None:
+    settings = EdocRestSettings(
+        endpoint=f"{hub.url}/EdocService",
+        organ_id=A,
+        token=SECRETS[SYSTEMS[A]],
+        upload=upload,  # type: ignore[arg-type]
+        hash_form=hash_form,  # type: ignore[arg-type]
+    )
+    package = edoc_bytes(A, (B,))
+    with EdocRestClient(settings) as client:
+        doc_id = client.send(package, message_type="edoc", sender=A)
+    assert [p.data for p in hub.packages() if p.doc_id == doc_id] == [package]
