@@ -112,7 +112,11 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 
 def _json(value: object) -> bytes:
-    return json.dumps(value, ensure_ascii=False, indent=2, default=str).encode("utf-8") + b"\n"
+    try:
+        text = json.dumps(value, ensure_ascii=False, indent=2, default=str)
+        return text.encode("utf-8") + b"\n"
+    except UnicodeEncodeError:  # a lone surrogate in a sender's name: escaped, still JSON
+        return json.dumps(value, ensure_ascii=True, indent=2, default=str).encode() + b"\n"
 
 
 @contextlib.contextmanager
