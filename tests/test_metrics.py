@@ -269,6 +269,7 @@ tests:
         exp_alerts:
           - exp_labels: {{severity: critical, instance: a, state: late}}
             exp_annotations:
+              runbook_url: "docs/operations.md#edocdocumentslate"
               summary: "edoc-connector a: 2 document(s) past their R6 deadline"
               description: "Signed documents were not sent by the end of the next working morning (rule R6)."
       - eval_time: 3m
@@ -276,6 +277,7 @@ tests:
         exp_alerts:
           - exp_labels: {{severity: warning, instance: a, direction: outbound, outcome: failed}}
             exp_annotations:
+              runbook_url: "docs/operations.md#edocdocumentsfailed"
               summary: "edoc-connector a: 1 outbound document(s) failed in 15 minutes"
               description: "Documents failed for good (outbound) or were rejected (inbound). See `connector messages list --state FAILED` for the reasons."
       - eval_time: 3m
@@ -286,6 +288,7 @@ tests:
         exp_alerts:
           - exp_labels: {{severity: critical, instance: a, component: hub}}
             exp_annotations:
+              runbook_url: "docs/operations.md#edocconnectorcomponentdown"
               summary: "edoc-connector a: hub is down"
               description: "The hub (broker, hub or store) has been unreachable for 5 minutes; the connector is waiting for it and documents are piling up."
       - eval_time: 90m
@@ -293,6 +296,7 @@ tests:
         exp_alerts:
           - exp_labels: {{severity: warning, instance: a, role: organisation_seal}}
             exp_annotations:
+              runbook_url: "docs/operations.md#edoccertificateexpiringsoon"
               summary: "edoc-connector a: organisation_seal certificate expires in 9.938 days"
               description: "Renew the organisation_seal certificate before it expires; signing or TLS will fail afterwards."
 """
