@@ -107,7 +107,9 @@ def unzip_single(data: bytes, *, name: str, limits: AttachmentLimits) -> tuple[s
 def zip_single(name: str, data: bytes) -> bytes:
     """Wrap one file in a zip, deterministically (fixed timestamp), as the axis expects."""
     buffer = io.BytesIO()
-    info = zipfile.ZipInfo(filename=name or "attachment", date_time=(2020, 1, 1, 0, 0, 0))
+    # The entry is a plain file name: a name ending in "/" would make it a folder entry.
+    entry = name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or "attachment"
+    info = zipfile.ZipInfo(filename=entry, date_time=(2020, 1, 1, 0, 0, 0))
     info.compress_type = zipfile.ZIP_DEFLATED
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr(info, data)

@@ -19,6 +19,7 @@ the bytes that are kept or verified.
 from __future__ import annotations
 
 import copy
+import re
 import threading
 from dataclasses import dataclass
 
@@ -54,7 +55,7 @@ RECEIVE_NEEDS: tuple[Need, ...] = (
          "số/ký hiệu: the answer to the sender names the document by it (ResponseFor/Code)"),
     Need("edoc", "PromulgationInfo/PromulgationDate, or the date of a composite DocumentId",
          "the date the document was issued: the local record and the answer carry it"),
-    Need("edoc", "Bussiness/BussinessDocType, when present, 0-3",
+    Need("edoc", "Bussiness/BussinessDocType 0-3 when there is a Bussiness (none: a new document)",
          "whether the package is a new document, a revocation, an update or a replacement: "
          "the local side acts on it, a guess could revoke or duplicate a document"),
     Need("edoc", "Attachment: ContentId, ContentTransferEncoded that decodes (base64, a "
@@ -75,6 +76,7 @@ NEEDED_ELEMENTS = frozenset({
 })
 
 _CANONICAL = {alias: name for name, aliases in ALIASES.items() for alias in aliases}
+_ERROR_ELEMENT = re.compile(r"Element '(?:\{[^}]*\}|[\w.-]+:)?([\w.-]+)'")
 _CONTENT_MODEL = ("This element is not expected", "Missing child element")
 _NS_BRACED = "{" + NS + "}"
 _local = threading.local()
@@ -172,12 +174,25 @@ def deviations(root: etree._Element, kind: str) -> list[Problem]:
         for entry in schema.error_log:
             if any(marker in entry.message for marker in _CONTENT_MODEL):
                 continue  # reported precisely by the structural pass above
-            from connector.edxml.schema import readable_path
-
-            path = readable_path(entry.path)
-            element = path.rsplit("/", 1)[-1].split("[")[0] if path else None
+            element, path = _where(tree, entry)
             message = entry.message.replace(_NS_BRACED, "edXML:")
             check.warnings.append(
                 Problem(message, path=path, line=entry.line, element=element,
                         reason="deviation"))
     return check.warnings
+
+
+def _where(tree: etree._Element, entry: etree._LogEntry) -> tuple[str | None, str]:
+    """The element an lxml schema error is about, and its path by local names (lxml writes
+    ``*[2]`` for elements in a default namespace)."""
+    from connector.edxml.reader import Reader
+    from connector.edxml.schema import readable_path
+
+    match = _ERROR_ELEMENT.match(entry.message)
+    if match is None:
+        return None, readable_path(entry.path)
+    name = match.group(1)
+    for node in tree.iter(f"{{{NS}}}{name}"):
+        if node.sourceline == entry.line:
+            return name, Reader().path(node)
+    return name, readable_path(entry.path)

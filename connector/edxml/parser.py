@@ -109,14 +109,16 @@ def parse_element(
             [
                 Problem(
                     "edXMLEnvelope/edXMLHeader/MessageHeader is missing",
-                    path=reader.path(header or envelope or root),
+                    path=reader.path(
+                        header if header is not None else envelope if envelope is not None else root
+                    ),
                     line=root.sourceline,
                     element="MessageHeader",
                     reason="missing_field",
                 )
             ]
         )
-    if reader.child(message, "StatusCode") is not None:
+    if _is_status(reader, message):
         package: Package | None = _status(reader, message)
     else:
         package = _edoc(reader, root, header, message, attachment_limits)
@@ -125,6 +127,17 @@ def parse_element(
     if reader.warnings:
         package = dataclasses.replace(package, deviations=tuple(reader.warnings))
     return package
+
+
+def _is_status(reader: Reader, message: _Element) -> bool:
+    """A status has a StatusCode; one that lost it still has a ResponseFor and no To/Code."""
+    if reader.child(message, "StatusCode") is not None:
+        return True
+    return (
+        reader.child(message, "ResponseFor") is not None
+        and not reader.children(message, "To")
+        and reader.child(message, "Code") is None
+    )
 
 
 def _organization(reader: Reader, element: _Element) -> Organization:
@@ -409,7 +422,7 @@ def _business(reader: Reader, element: _Element | None) -> Business | None:
             lambda v: BusinessDocType(int(v)),
             "0 (new), 1 (revoke), 2 (update) or 3 (replace): what the package does to the "
             "document cannot be told",
-            needed=True,
+            required=True,
         )
         or BusinessDocType.NEW,
         document_id=reader.text(element, "DocumentId"),

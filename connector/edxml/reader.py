@@ -30,6 +30,12 @@ ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 
+# Clark-notation tags per name (namespace URI + local name, whatever the prefix).
+_TAGS: dict[str, set[str]] = {
+    name: {f"{{{NS}}}{a}" for a in aliases} for name, aliases in ALIASES.items()
+}
+
+
 @dataclass
 class Reader:
     """Walks one document, collecting problems instead of stopping at the first."""
@@ -45,14 +51,8 @@ class Reader:
     def children(self, parent: _Element | None, name: str) -> list[_Element]:
         if parent is None:
             return []
-        names = ALIASES.get(name, (name,))
-        return [
-            child
-            for child in parent
-            if isinstance(child.tag, str)
-            and etree.QName(child).namespace == NS
-            and etree.QName(child).localname in names
-        ]
+        tags = _TAGS.get(name) or {f"{{{NS}}}{n}" for n in ALIASES.get(name, (name,))}
+        return [child for child in parent if child.tag in tags]
 
     def child(self, parent: _Element | None, name: str) -> _Element | None:
         found = self.children(parent, name)

@@ -146,7 +146,8 @@ def check_package(data: bytes, limits: XmlLimits = DEFAULT_LIMITS) -> CheckResul
     try:
         root = parse_untrusted(data, limits)
     except UnsafeXmlError as exc:
-        result.problems.append(Problem(exc.message, line=exc.line, reason=exc.reason))
+        message = re.sub(r"^line \d+: ", "", exc.message) if exc.line else exc.message
+        result.problems.append(Problem(message, line=exc.line, reason=exc.reason))
         return result
     try:
         package = parse_element(root)

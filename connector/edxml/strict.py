@@ -35,7 +35,8 @@ def strict_problems(data: bytes) -> list[Problem]:
     try:
         root = parse_untrusted(data)
     except UnsafeXmlError as exc:
-        return [Problem(exc.message, line=exc.line, reason=exc.reason)]
+        message = re.sub(r"^line \d+: ", "", exc.message) if exc.line else exc.message
+        return [Problem(message, line=exc.line, reason=exc.reason)]
     problems: list[Problem] = []
     _, stray = strip_stray_prefix(bytes(data))
     if stray and not bytes(data).startswith(b"\xef\xbb\xbf<"):

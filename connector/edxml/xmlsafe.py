@@ -114,6 +114,12 @@ def parse_untrusted(data: bytes, limits: XmlLimits = DEFAULT_LIMITS) -> etree._E
                 reason="xml_too_deep",
                 line=error_line,
             ) from None
+        if "Namespace prefix" in str(exc.msg) or "xmlns" in str(exc.msg):
+            raise UnsafeXmlError(
+                f"{where}not namespace-well-formed XML: {exc.msg}",
+                reason="xml_namespace",
+                line=error_line,
+            ) from None
         raise UnsafeXmlError(
             f"{where}not well-formed XML: {exc.msg}", reason="xml_malformed", line=error_line
         ) from None

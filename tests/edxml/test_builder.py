@@ -134,8 +134,10 @@ def edocs(draw: st.DrawFn) -> EdocPackage:
         code=code,
         promulgation_info=PromulgationInfo(draw(optional(text(50))), date),  # type: ignore[arg-type]
         document_type=DocumentType(
-            draw(st.sampled_from([1, 2])), draw(text(100)), draw(optional(st.just("0")))
-        ),  # type: ignore[arg-type]
+            draw(st.sampled_from([1, 2])),
+            draw(text(100)),
+            draw(optional(st.just("0"))),  # type: ignore[arg-type]
+        ),
         subject=draw(text(500)),
         content=draw(optional(text(500))),  # type: ignore[arg-type]
         signer_info=draw(
