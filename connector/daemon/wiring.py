@@ -34,7 +34,7 @@ from connector.daemon.ports import Services, Timing
 from connector.daemon.retry import RetryPolicy
 from connector.edxml.model import Attachment, Organization
 from connector.errors import ConfigurationError, UnavailableError
-from connector.health import Health, folder_writable
+from connector.health import Check, ComponentState, Health, folder_writable
 from connector.interconnect.base import HubTransport
 from connector.interconnect.credentials import Secret
 from connector.interconnect.edoc_rest import EdocRestClient, EdocRestSettings
@@ -446,7 +446,22 @@ def _health(config: Config, metrics: ConnectorMetrics) -> Health:
     health = Health(metrics, required=("store", local, "hub", "keys"))
     if config.local.spool is not None:
         health.add_check("spool", folder_writable(config.local.spool.root))
+    for role, key in (("seal", config.trust.seal), ("xml_signer", config.trust.xml_signer)):
+        source = key_source(key) if key is not None else None
+        if isinstance(source, TokenKeySource):
+            health.add_check(f"token_{role}", _token_check(source.token))
     return health
+
+
+def _token_check(spec: TokenSpec) -> Check:
+    """Readiness of a key in a token: the token answers (checked in this process, so that a
+    token lost while the worker processes sealed shows here too)."""
+
+    def check() -> ComponentState:
+        up, detail = pkcs11_token.probe(spec)
+        return ComponentState(up, detail)
+
+    return check
 
 
 def _identity_if_present(role: str, source: KeySource | TokenKeySource) -> SigningIdentity | None:

@@ -211,6 +211,20 @@ def _run(spec: TokenSpec, operation: Callable[[TokenSession], T]) -> T:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
+def probe(spec: TokenSpec) -> tuple[bool, str]:
+    """Whether the token answers now (its token information is read through the session's
+    slot; the session is opened if needed), with a sentence for the readiness probe."""
+
+    def touch(state: TokenSession) -> None:
+        state.session.token.slot.get_token()
+
+    try:
+        run(spec, touch)
+    except (UnavailableError, ConfigurationError) as exc:
+        return False, exc.message
+    return True, f"{spec.describe()} answers"
+
+
 _listeners: list[Callable[[bool], None]] = []
 _down: set[TokenSpec] = set()
 

@@ -269,6 +269,20 @@ def test_the_keys_component_follows_the_token(tokens: Tokens, tmp_path: Path) ->
     assert states == [False, True]
 
 
+def test_the_readiness_probe_touches_the_token(tokens: Tokens, tmp_path: Path) -> None:
+    assert pkcs11_token.probe(tokens.rsa.token) == (True, f"{tokens.rsa.token.describe()} answers")
+    folders = tokens.hsm.token_folders()
+    for folder in folders:
+        shutil.move(folder, tmp_path / folder.name)
+    try:
+        up, detail = pkcs11_token.probe(tokens.rsa.token)
+        assert not up and "org-a" in detail
+    finally:
+        for folder in folders:
+            shutil.move(tmp_path / folder.name, folder)
+    assert pkcs11_token.probe(tokens.rsa.token)[0]
+
+
 # ------------------------------------------------------------------------- configuration
 
 
