@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all venv test lint demo bench clean
+.PHONY: all venv test lint demo bench clean wheel wheel-smoke
 
 all: test
 
@@ -29,5 +29,13 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# The wheel an agency installs (dist/), and CI's check of it: a fresh venv without test
+# tools, outside the checkout (.ci/wheel-smoke).
+wheel: $(STAMP)
+	$(BIN)/pip wheel -q --no-deps -w dist .
+
+wheel-smoke:
+	.ci/wheel-smoke
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

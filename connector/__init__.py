@@ -7,3 +7,9 @@ Sub-packages own one concern each: ``edxml`` (message model, parsing, schemas), 
 """
 
 __version__ = "0.1.0"
+
+# pyHanko imports cryptography's deprecated DSA types: a warning every process (daemon, pool
+# workers, CLI, demo) would print and no operator can act on. Filtered here, on first import.
+from connector.logsetup import quiet_known_warnings as _quiet
+
+_quiet()

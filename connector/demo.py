@@ -34,7 +34,9 @@ from connector.trust.keys import KeySource
 from connector.trust.pdf_seal import sign_pdf
 from connector.trust.pki import DemoPki, create_demo_pki
 
-ROOT = Path(__file__).resolve().parents[1]
+# The checkout holding config/ and mappings/; CONNECTOR_DEMO_ROOT points an installed wheel
+# (CI's wheel smoke test) at a copy of them.
+ROOT = Path(os.environ.get("CONNECTOR_DEMO_ROOT") or Path(__file__).resolve().parents[1])
 EXAMPLES = ROOT / "mappings" / "examples"
 RECORDS = ("01-ordinary.json", "02-urgent.json", "03-attachments.json", "08-secret.json")
 TIMEOUT = 120.0
