@@ -43,6 +43,15 @@ def replica(pg_dsn: str, pg_schema: str, cipher: AesGcmTestCipher) -> Iterator[R
         instance.close()
 
 
+def eventually(check: Callable[[], object], what: str, within: float = 10.0) -> None:
+    """Waits for ``check()`` to be true: the server drops a closed session's locks a moment
+    after the client has closed it."""
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, f"{what} did not happen within {within} s"
+        time.sleep(0.02)
+
+
 def sql(
     dsn: str, schema: str, text: str, params: tuple[object, ...] = ()
 ) -> list[tuple[object, ...]]:
@@ -93,8 +102,10 @@ def test_a_lease_of_a_replica_whose_connection_closed_is_taken_by_the_other(
     assert survivor.release_stale_leases("survivor") == 0  # a live replica's lease is kept
 
     dying.close()  # its session, and the liveness lock with it, are gone
-    [taken] = survivor.claim("survivor")
-    assert taken.id == package_id and taken.lease_owner == "survivor"
+    taken: list[int] = []
+    eventually(lambda: taken.extend(p.id for p in survivor.claim("survivor")) or taken, "takeover")
+    assert taken == [package_id]
+    assert survivor.get(package_id).lease_owner == "survivor"
     survivor.mark_sent(package_id, "hub-1")
 
 
@@ -105,7 +116,11 @@ def test_release_stale_leases_frees_only_dead_replicas_leases(replica: Replica) 
     dead.claim("dead-process", lease_seconds=3600)
     live.claim("live-process", lease_seconds=3600)
     dead.close()
-    assert restarted.release_stale_leases("new-process") == 1
+    freed: list[int] = []
+    eventually(
+        lambda: freed.append(restarted.release_stale_leases("new-process")) or sum(freed), "release"
+    )
+    assert sum(freed) == 1
     assert [p.key for p in restarted.claim("new-process")] == ["rec-1"]
     assert restarted.claim("other") == []  # rec-2 stays with the live replica
 
@@ -121,7 +136,7 @@ def test_a_duty_is_held_by_one_replica_and_moves_when_its_connection_closes(
     assert not holder.try_hold_duty("retention")
 
     holder.close()
-    assert standby.try_hold_duty("inbox-poll:A")
+    eventually(lambda: standby.try_hold_duty("inbox-poll:A"), "the duty's move")
     assert not holder.try_hold_duty("inbox-poll:A")  # a closed store holds nothing
 
 
@@ -131,17 +146,14 @@ def test_a_duty_given_up_or_lost_with_the_session_moves(
     holder, standby = replica(), replica()
     assert holder.try_hold_duty("resume")
     holder.release_duty("resume")
-    assert standby.try_hold_duty("resume")
+    assert standby.try_hold_duty("resume")  # an unlock is immediate
     assert not holder.try_hold_duty("resume")
 
     # The server ends the standby's session (as when its network goes): it notices at its
     # next ask, gives up, and the other replica takes over.
     assert standby._session is not None
     sql(pg_dsn, pg_schema, "SELECT pg_terminate_backend(%s)", (standby._session.info.backend_pid,))
-    deadline = time.monotonic() + 10
-    while not holder.try_hold_duty("resume"):
-        assert time.monotonic() < deadline, "the duty did not move within 10 s"
-        time.sleep(0.02)
+    eventually(lambda: holder.try_hold_duty("resume"), "the duty's move")
     assert not standby.try_hold_duty("resume")
 
 
@@ -174,10 +186,7 @@ def test_a_killed_replica_process_loses_its_duty_and_leases(
         assert survivor.claim("survivor") == []
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
-        deadline = time.monotonic() + 10  # the server notices the closed socket at once
-        while not survivor.try_hold_duty("inbox-poll:A"):
-            assert time.monotonic() < deadline, "the duty did not move within 10 s"
-            time.sleep(0.05)
+        eventually(lambda: survivor.try_hold_duty("inbox-poll:A"), "the duty's move")
         assert [p.id for p in survivor.claim("survivor")] == [package_id]
     finally:
         process.kill()
