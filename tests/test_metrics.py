@@ -124,6 +124,19 @@ def test_labels_stay_bounded(metrics: ConnectorMetrics) -> None:
     assert found[("connector_refused_records_total", (("reason", "other"),))] == 141
 
 
+def test_received_deviations_are_counted_by_known_element(metrics: ConnectorMetrics) -> None:
+    metrics.received_deviation("OrganId")
+    metrics.received_deviation("OrganId")
+    metrics.received_deviation("HubExtension")  # not a QCVN element
+    metrics.received_deviation(None)  # e.g. stray bytes before the declaration
+    found = samples(metrics)
+    name = "connector_received_deviations_total"
+    assert found[(name, (("element", "OrganId"),))] == 2
+    assert found[(name, (("element", "other"),))] == 2
+    assert found[(name, (("element", "Subject"),))] == 0  # known elements start at 0
+    assert len({labels for n, labels in found if n == name}) <= 77
+
+
 def test_two_connectors_in_one_process_do_not_clash() -> None:
     first, second = ConnectorMetrics(), ConnectorMetrics()
     first.document("inbound", "received")
