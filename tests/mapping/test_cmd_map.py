@@ -47,3 +47,24 @@ def test_mappings_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     rc = main(["mappings", "check", "--dir", str(tmp_path), "--directory", str(DIRECTORY_FILE)])
     out = capsys.readouterr().out
     assert rc == 1 and "bad.yaml:3" in out and "ERROR" in out
+
+
+def test_map_reverse_reads_what_the_receive_level_accepts(
+    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    from tests.edxml.test_cmd_validate import _deviant
+
+    path = tmp_path / "from-hub.edxml"
+    path.write_bytes(_deviant())
+    rc = main(["map", "--mapping", "qlvb-json", *BASE, "--reverse", str(path)])
+    captured = capsysbinary.readouterr()
+    assert rc == 0 and b'"so":' in captured.out
+    assert b"warning:" in captured.err and b"HubNote" in captured.err
+    # What receiving needs is still refused, with the reason.
+    path.write_bytes(_deviant().replace(b"<edXML:DocumentId>", b"<edXML:Other>", 1)
+                     .replace(b"</edXML:DocumentId>", b"</edXML:Other>", 1))
+    rc = main(["map", "--mapping", "qlvb-json", *BASE, "--reverse", str(path)])
+    err = capsysbinary.readouterr().err
+    assert rc == 1 and b"would be refused on receipt" in err and b"DocumentId" in err
+    assert main(["map", "--mapping", "qlvb-json", *BASE, "--reverse", str(tmp_path)]) == 2
+    assert b"is a folder" in capsysbinary.readouterr().err
