@@ -6,14 +6,13 @@ hands each request to the protocol owning its call name -- ``VxpService`` (VXP, 
 and 5xx answers before anything is processed, connections dropped before processing (the
 request is lost) or after processing (the hub committed but the client never hears it).
 
-Bounds, before anything is buffered: a request is authenticated from its headers (HMAC or
-token) *before* its body is read -- a refused request is answered and its connection
+Bounds, before anything is buffered: a request is authenticated from its headers (HMAC
+or token) *before* its body is read -- a refused request is answered and its connection
 closed, at most ``_DRAIN_LIMIT`` bytes of its body read and discarded so the client can
-see the answer; the body of an accepted one must declare a length within the package
-limit (no chunked bodies). Every socket has a timeout (``socket_timeout_seconds``: a
-stalled or half-open client is dropped), and at most ``max_connections`` connections are
-served at once (more are answered 503 and closed). Faults are injected after
-authentication.
+see the answer, and ``100 Continue`` is granted only after authentication; the body of an
+accepted one must declare a length within the package limit (no chunked bodies). Socket
+timeouts and the connection limit are ``listener.BoundedServer``'s. Faults are injected
+after authentication.
 
 The paths are the call names appended to any prefix, so the base URL (or the base URL plus
 ``/EdocService``) can be a client's ``endpoint`` directly. This module must not contain
@@ -26,20 +25,19 @@ import contextlib
 import json
 import logging
 import socket
-import ssl
 import struct
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs
 
-from connector.errors import ConfigurationError
-from connector.hub.config import CALLS, REST_CALLS, VXP_CALLS, HubConfig, TlsSettings
+from connector.hub.config import CALLS, REST_CALLS, VXP_CALLS, HubConfig
 from connector.hub.edoc_api import EdocRestService
 from connector.hub.faults import Action, FaultInjector
+from connector.hub.listener import BoundedServer
 from connector.hub.service import Answer, Api, Refused, VxpService, fail
 from connector.hub.store import Delivery, HubStore, StoredPackage
 
@@ -47,11 +45,6 @@ log = logging.getLogger(__name__)
 
 _MULTIPART_OVERHEAD = 64 * 1024
 _DRAIN_LIMIT = 1024 * 1024  # body bytes discarded after a refusal, so the client reads it
-_BUSY_BODY = b'{"status":"FAIL","ErrorCode":"503","ErrorDesc":"too many connections"}'
-_BUSY = (
-    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-    b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(_BUSY_BODY), _BUSY_BODY)
-)
 
 
 @dataclass(frozen=True)
@@ -65,77 +58,17 @@ class RequestRecord:
     fault: str  # "", "error", "drop_before", "drop_after", "latency"
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
+class _Server(BoundedServer):
     def __init__(self, address: tuple[str, int], emulator: HubEmulator) -> None:
         self.emulator = emulator
-        self.open_sockets: set[socket.socket] = set()
-        self.sockets_lock = threading.Lock()
-        self.tls = _tls_context(emulator.config.tls) if emulator.config.tls else None
-        self.slots = threading.BoundedSemaphore(emulator.config.max_connections)
-        super().__init__(address, _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        """Serve in a thread if a connection slot is free; otherwise 503 and close."""
-        if not self.slots.acquire(blocking=False):
-            log.warning(
-                "hub: %d connections already open; %s refused",
-                self.emulator.config.max_connections,
-                client_address,
-            )
-            with contextlib.suppress(OSError):
-                request.settimeout(1.0)
-                if self.tls is None:
-                    request.sendall(_BUSY)
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self.slots.release()
-            raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self.slots.release()
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        if self.tls is None:
-            super().finish_request(request, client_address)
-            return
-        # The TLS handshake runs here, in the connection's own thread, not the accept loop.
-        try:
-            request.settimeout(self.emulator.config.socket_timeout_seconds)
-            wrapped = self.tls.wrap_socket(request, server_side=True)
-        except (ssl.SSLError, OSError) as exc:
-            log.info("hub: TLS handshake with %s failed: %s", client_address, exc)
-            return
-        try:
-            super().finish_request(wrapped, client_address)
-        finally:
-            with contextlib.suppress(OSError):
-                wrapped.close()
-
-
-def _tls_context(settings: TlsSettings) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        context.load_cert_chain(str(settings.cert_file), str(settings.key_file))
-        if settings.client_ca_file is not None:
-            context.load_verify_locations(cafile=str(settings.client_ca_file))
-            context.verify_mode = ssl.CERT_REQUIRED
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigurationError(
-            f"hub TLS: cannot load {settings.cert_file} / {settings.key_file} / "
-            f"{settings.client_ca_file}: {exc}",
-            reason="config",
-        ) from None
-    return context
+        config = emulator.config
+        super().__init__(
+            address,
+            _Handler,
+            max_connections=config.max_connections,
+            socket_timeout=config.socket_timeout_seconds,
+            tls=config.tls,
+        )
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -145,18 +78,14 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
     def setup(self) -> None:
-        # Every read and write of this connection times out (idle keep-alive included).
-        self.request.settimeout(self.server.emulator.config.socket_timeout_seconds)
         super().setup()
-        with self.server.sockets_lock:
-            self.server.open_sockets.add(self.connection)
+        self.server.track(self.connection)
 
     def finish(self) -> None:
         try:
             super().finish()
         finally:
-            with self.server.sockets_lock:
-                self.server.open_sockets.discard(self.connection)
+            self.server.untrack(self.connection)
 
     def handle_expect_100(self) -> bool:
         """Invite the body only once the request is authenticated (see ``_serve``)."""
@@ -359,10 +288,7 @@ class HubEmulator:
         if server is not None:
             server.shutdown()
             server.server_close()
-            with server.sockets_lock:
-                for connection in list(server.open_sockets):
-                    with contextlib.suppress(OSError):
-                        connection.shutdown(socket.SHUT_RDWR)
+            server.close_all()
             self._server = None
         if self._thread is not None:
             self._thread.join(timeout=5)
