@@ -356,11 +356,11 @@ def _tls_refusal(exc: BaseException) -> str | None:
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, ssl.SSLCertVerificationError):
-            return f"hub certificate not trusted: {seen.verify_message}"
+            return f"TLS verification failed: hub certificate not trusted: {seen.verify_message}"
         if isinstance(seen, ssl.SSLError):
             reason = str(getattr(seen, "reason", "") or "")
             if any(marker in reason for marker in _TLS_REFUSALS):
-                return reason
+                return f"the TLS handshake was refused: {reason}"
         seen = seen.__cause__ or seen.__context__
     return None
 

@@ -134,6 +134,7 @@ def test_untrusted_hub_certificate_is_a_configuration_error(
     with client, pytest.raises(ConfigurationError) as refused:
         client.pending("edoc")
     assert refused.value.reason == "hub_tls"
+    assert "TLS verification failed: hub certificate not trusted" in str(refused.value)
 
 
 def test_missing_client_certificate_is_a_configuration_error(
@@ -143,6 +144,7 @@ def test_missing_client_certificate_is_a_configuration_error(
     with client, pytest.raises(ConfigurationError) as refused:
         client.pending("edoc")
     assert refused.value.reason == "hub_tls"
+    assert "the TLS handshake was refused" in str(refused.value)
 
 
 def test_bad_key_password_is_a_configuration_error_without_the_password(pki: Path) -> None:
