@@ -301,3 +301,32 @@ def declaration(kind: str, path: tuple[str, ...]) -> ElementDecl | None:
     for name in path[1:]:
         node = node.child(name) if node is not None else None
     return node
+
+
+def hub_deviant(data: bytes) -> tuple[bytes, tuple[str, ...]]:
+    """``data`` (an unsigned edoc) with departures real hubs deliver, taken from the corpus
+    families: a TraceHeader without OrganId, a From/OrganName over its maxLength, an unknown
+    element. Returns the bytes and the elements the receive level's warnings must name."""
+    root = parse_untrusted(data)
+    header = root.find(f"{Q}edXMLEnvelope/{Q}edXMLHeader")
+    assert header is not None
+    message = header.find(f"{Q}MessageHeader")
+    assert message is not None
+    traces = header.find(f"{Q}TraceHeaderList")
+    if traces is None:
+        traces = etree.Element(f"{Q}TraceHeaderList")
+        message.addnext(traces)
+    trace = etree.Element(f"{Q}TraceHeader")
+    etree.SubElement(trace, f"{Q}Timestamp").text = "2026/11/20 08:00:00"
+    traces.insert(0, trace)
+    name = message.find(f"{Q}From/{Q}OrganName")
+    sender = message.find(f"{Q}From")
+    assert sender is not None
+    if name is None:
+        name = etree.SubElement(sender, f"{Q}OrganName")
+    limit = declaration("edoc", ("edXML", "edXMLEnvelope", "edXMLHeader", "MessageHeader",
+                                 "From", "OrganName"))
+    assert limit is not None and limit.simple is not None
+    name.text = "Ủy ban nhân dân " * (int(limit.simple.values("maxLength")[0]) // 16 + 1)
+    _insert(root, etree.Element(f"{Q}HubExtension"))
+    return _serialise(root), ("OrganId", "OrganName", "HubExtension")
