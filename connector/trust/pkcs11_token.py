@@ -25,6 +25,7 @@ python-pkcs11's exceptions into the connector's typed errors.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import threading
 import time
@@ -145,7 +146,8 @@ def _loaded_library(path: Path) -> Any:
 def _open(spec: TokenSpec, module: _Module) -> TokenSession:
     global _generation
     pin = spec.pin()
-    if spec in _refused_pins and _refused_pins[spec] == pin:
+    fingerprint = hashlib.sha256(pin.encode("utf-8")).hexdigest() if pin is not None else None
+    if spec in _refused_pins and _refused_pins[spec] == fingerprint:
         raise UnavailableError(
             f"{spec.describe()} refused its PIN earlier; not trying the same PIN again (that "
             "would lock the token): correct the PIN source", reason="token_pin_refused")
@@ -165,7 +167,7 @@ def _open(spec: TokenSpec, module: _Module) -> TokenSession:
     try:
         session = token.open(user_pin=pin) if pin is not None else token.open()
     except _PIN_REFUSED as exc:
-        _refused_pins[spec] = pin
+        _refused_pins[spec] = fingerprint  # a digest: the PIN itself is not kept
         raise UnavailableError(f"{spec.describe()} refused the PIN ({_describe(exc)}); it will "
                                "not be tried again until the PIN source changes",
                                reason="token_pin_refused") from exc

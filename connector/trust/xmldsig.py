@@ -160,7 +160,11 @@ class VerifiedPackage:
 
 
 class PackageSigner:
-    """Signs packages with one identity; the loaded key is kept for the signer's life."""
+    """Signs packages with one identity; the loaded key is kept for the signer's life.
+
+    The key may live in a PKCS#11 token (:mod:`connector.trust.pkcs11_keys`): signxml then
+    hands the canonical ``SignedInfo`` to the token, which computes ``SignatureValue``.
+    """
 
     def __init__(self, identity: SigningMaterial) -> None:
         key = identity.private_key
