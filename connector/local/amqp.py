@@ -55,6 +55,7 @@ from connector.local.amqp_settings import (
     H_ERROR,
     H_ERROR_KIND,
     H_REASON,
+    H_RECORD_ID,
     H_SOURCE_QUEUE,
     H_STAGE,
     AmqpSettings,
@@ -339,15 +340,20 @@ class AmqpLocalSide:
     def emit(self, event: LocalEvent) -> None:
         """Publish a delivery event (JSON) to the events exchange (confirmed)."""
         body = json.dumps(event.body, ensure_ascii=False, default=str).encode("utf-8")
+        record_id = event_record_id(event)
         self._publisher.publish(
             OutgoingMessage(
                 exchange=self.settings.topology.events_exchange,
                 routing_key=event.routing_key,
                 body=body,
                 content_type="application/json",
-                headers={"x-event": event.routing_key},
+                headers={"x-event": event.routing_key, H_RECORD_ID: record_id},
                 message_id=event.event_id or str(uuid.uuid4()),
-                properties={"timestamp": int(time.time()), "type": event.routing_key},
+                properties={
+                    "timestamp": int(time.time()),
+                    "type": event.routing_key,
+                    "correlation_id": record_id,
+                },
             ),
             doing=f"emitting event {event.routing_key!r}")
 
@@ -366,3 +372,14 @@ class AmqpLocalSide:
     def _publish_failed(self, error: ConnectorError) -> None:
         if self._metrics is not None:
             self._metrics.broker_publish_failed(error.reason)
+
+
+def event_record_id(event: LocalEvent) -> str:
+    """What an event is about, as the agency knows it: the record id it published (outbound),
+    or the delivery id (``message_id``) of what it received (inbound); the event id else."""
+    body = event.body
+    if body.get("local_id"):
+        return str(body["local_id"])
+    if body.get("direction") == "in" and body.get("package_id") is not None:
+        return f"in-{body['package_id']}"
+    return str(body.get("document_id") or event.event_id or "")
