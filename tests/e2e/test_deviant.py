@@ -8,7 +8,9 @@ its own key and its sender sends it; B's inbound is driven one round at a time.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import io
 import json
 from collections.abc import Iterator
 
@@ -19,6 +21,7 @@ from connector.daemon import inbound, sender
 from connector.daemon.retry import DependencyBackoff
 from connector.daemon.wiring import Runtime
 from connector.edxml import EdocPackage, build_package
+from connector.store import cmd_messages
 from connector.store.api import NewOutbound, PackageFacts
 from connector.store.states import (
     Direction,
@@ -88,6 +91,13 @@ def test_deviant_package_is_delivered_with_its_warnings_and_answered_01(
     details = [e.detail for e in b.services.store.events(package.id) if e.event == "deviation"]
     for element in elements:
         assert any(element in d for d in details), (element, details)
+
+    # Shown by `connector messages show ID`.
+    out = io.StringIO()
+    cmd_messages._show(b.services.store, argparse.Namespace(id=package.id, raw=None, json=False),
+                       None, out)
+    shown = out.getvalue()
+    assert f"Warnings on receipt ({len(details)})" in shown and "HubExtension" in shown
 
     # Counted by element (bounded labels: an unknown element counts as "other").
     counts = {
