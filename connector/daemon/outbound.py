@@ -144,6 +144,7 @@ def handle(services: Services, item: IntakeItem) -> None:
         # encoding): refused as it is, never stored nor mapped.
         error = record.refusal
         services.metrics.refused_record(error.reason)
+        services.metrics.document("outbound", "refused")
         log.warning("record %s refused (%s): %s", record.record_id, error.reason, error.message)
         item.dead_letter(error)
         emit(services, "outbound.refused", None, local_id=record.record_id,
