@@ -139,3 +139,72 @@ def test_sdk_hash_really_differs_when_a_byte_is_below_16() -> None:
     )
     assert len(w.sdk_file_hash(data)) < 64
     assert w.file_hash_matches(data, w.sdk_file_hash(data))
+
+
+@pytest.mark.parametrize(
+    ("call", "params", "keys"),
+    [
+        (
+            "sendEdoc",
+            [("from", "A"), ("servicetype", "eDoc"), ("messagetype", "edoc"), ("hash-file", "h")],
+            "systemid;servicetype;messagetype;hash-file;from;timestamp;Content-Type",
+        ),
+        (
+            "getEdoc",
+            [("docId", "1"), ("filePath", "xml")],
+            "systemid;docId;filePath;timestamp;Content-Type",
+        ),
+        (
+            "updateStatus",
+            [("docid", "1"), ("status", "done")],
+            "systemid;docid;timestamp;Content-Type;status",
+        ),
+        ("getAgenciesList", [], "systemid;timestamp;Content-Type"),
+        ("unknownCall", [("x", "1")], "timestamp;systemid;Content-Type;x"),
+    ],
+)
+def test_sign_follows_the_sdk_key_order_per_call(
+    call: str, params: list[tuple[str, str]], keys: str
+) -> None:
+    headers = w.sign(params, systemid="s", secret=SECRET, content_type="c", now=NOW, call=call)
+    assert headers["XroadVnpt-sign-header-key"] == keys
+    assert list(json.loads(headers["XroadVnpt-sign-header"])) == [
+        f"XroadVnpt-{k}" for k in keys.split(";")
+    ]
+
+
+@pytest.mark.parametrize("zone_hours", [7, 0])
+def test_verify_reads_the_timestamp_as_vietnam_time_or_utc(zone_hours: int) -> None:
+    moment = NOW.astimezone(dt.timezone(dt.timedelta(hours=zone_hours)))
+    wall = moment.replace(tzinfo=VN_TZ)  # the same wall-clock text, as a JVM in that zone
+    headers = w.sign(
+        [("docId", "abc")], systemid="vxp.saas.02", secret=SECRET, content_type="x", now=wall
+    )
+    assert _verify(headers, now=NOW).systemid == "vxp.saas.02"
+
+
+def test_verify_refuses_a_timestamp_of_another_zone() -> None:
+    wall = NOW.astimezone(dt.timezone(dt.timedelta(hours=3))).replace(tzinfo=VN_TZ)
+    headers = w.sign(
+        [("docId", "abc")], systemid="vxp.saas.02", secret=SECRET, content_type="x", now=wall
+    )
+    with pytest.raises(w.SignatureRefused) as stale:
+        _verify(headers, now=NOW)
+    assert stale.value.reason == "stale_timestamp" and "UTC" in str(stale.value)
+
+
+@pytest.mark.parametrize("ending", [b"\n", b"\r\n"])
+@pytest.mark.parametrize("sent", ["lf", "crlf", "crlf+blank", "no-final"])
+def test_file_hash_tolerates_line_endings_only(ending: bytes, sent: str) -> None:
+    lines = [b"<?xml version='1.0'?>", b"<edXML>", b"  <x>1</x>", b"</edXML>"]
+    original = ending.join(lines) + ending
+    body = {
+        "lf": b"\n".join(lines) + b"\n",
+        "crlf": b"\r\n".join(lines) + b"\r\n",
+        "crlf+blank": b"\r\n".join(lines) + b"\r\n\r\n",
+        "no-final": b"\r\n".join(lines),
+    }[sent]
+    for claimed in (w.file_hash(original), w.sdk_file_hash(original)):
+        assert w.file_hash_matches(body, claimed)
+        assert not w.file_hash_matches(body.replace(b"1", b"2"), claimed)
+        assert not w.file_hash_matches(body, claimed, line_endings=False) or body == original
