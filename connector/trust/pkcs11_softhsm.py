@@ -6,6 +6,7 @@ before the module is first initialised in the process), creates tokens with
 ``softhsm2-util``, generates key pairs *inside* a token and stores certificates next to them.
 Seal certificates for such keys come from the demo PKI
 (:func:`connector.trust.pki.issue_seal_certificate`): the private key is never seen outside.
+:func:`enrol_demo_seal` does all of it for one demo agency (demos with a seal in a token).
 
 This module must not be used for production tokens (it writes PINs it is given to the
 token only, never to disk, but it creates tokens with a throw-away SO PIN).
@@ -31,6 +32,7 @@ from pkcs11 import Attribute, CertificateType, KeyType, ObjectClass
 from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
 
 from connector.errors import ConfigurationError
+from connector.trust.pki import DEMO_AGENCIES, DemoPki, issue_seal_certificate
 
 MODULE_CANDIDATES = (
     "/usr/lib/softhsm/libsofthsm2.so",
@@ -130,6 +132,23 @@ class SoftHsm:
     def token_folders(self) -> list[Path]:
         """The token's folders (SoftHSM2 keeps one per token): moving one away "pulls" it."""
         return sorted(p for p in self.token_dir.iterdir() if p.is_dir())
+
+
+def enrol_demo_seal(hsm: SoftHsm, pki: DemoPki, organ_id: str, *, token_label: str, pin: str,
+                    key_label: str = "seal", kind: Literal["rsa", "ec"] = "rsa") -> Path:
+    """A new token holding a seal key for a demo agency, made inside it, with its demo-PKI
+    certificate stored next to it (label ``key_label``, CKA_ID 01) and written to
+    ``<token_dir>/../<token_label>-seal.pem``, whose path is returned (for ``cert_file``)."""
+    agency = next((a for a in DEMO_AGENCIES if a.organ_id == organ_id), None)
+    if agency is None:
+        raise ConfigurationError(f"{organ_id} is not a demo agency", reason="pki_agencies")
+    hsm.init_token(token_label, pin)
+    public = hsm.generate_key(token_label, pin, key_label, key_id=b"\x01", kind=kind)
+    certificate = issue_seal_certificate(pki, agency, public)
+    hsm.store_certificate(token_label, pin, key_label, key_id=b"\x01", certificate=certificate)
+    cert_file = hsm.token_dir.parent / f"{token_label}-seal.pem"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return cert_file
 
 
 def _rescan(module: Path) -> None:

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 
 from connector.config import load_config
 from connector.config_schema import Config, KeyConfig
@@ -25,8 +24,7 @@ from connector.trust.pdf_sample import make_pdf
 from connector.trust.pdf_seal import sign_pdf
 from connector.trust.pdf_verify import verify_pdf
 from connector.trust.pkcs11_keys import TokenKeySource, forget_identities
-from connector.trust.pkcs11_softhsm import SoftHsm, softhsm_module
-from connector.trust.pki import DEMO_AGENCIES, issue_seal_certificate
+from connector.trust.pkcs11_softhsm import SoftHsm, enrol_demo_seal, softhsm_module
 from connector.trust.truststore import TrustStore
 from tests.e2e.harness import A_ID, CONFIG_A, World
 from tests.e2e.inprocess import daemon_pki, world  # noqa: F401
@@ -47,12 +45,7 @@ def hsm(tmp_path: Path, world: World, monkeypatch: pytest.MonkeyPatch) -> Iterat
     monkeypatch.setattr(pkcs11_token, "RESCAN_INTERVAL", 0.0)
     pkcs11_token.close_all()
     forget_identities()
-    created.init_token("seal-a", PIN)
-    agency = next(a for a in DEMO_AGENCIES if a.organ_id == A_ID)
-    public = created.generate_key("seal-a", PIN, "seal", key_id=b"\x0a", kind="rsa")
-    certificate = issue_seal_certificate(world.pki, agency, public)
-    created.store_certificate("seal-a", PIN, "seal", key_id=b"\x0a", certificate=certificate)
-    (tmp_path / "seal-a.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    enrol_demo_seal(created, world.pki, A_ID, token_label="seal-a", pin=PIN)
     yield created
     pkcs11_token.close_all()
     forget_identities()
