@@ -149,7 +149,8 @@ def _manifest_reordered(raw: bytes, order: list[str]) -> bytes:
         manifest.remove(ref)
     for cid in order:
         manifest.append(refs[cid])
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    data: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    return data
 
 
 def test_the_main_document_is_the_manifests_first_whatever_the_payload_order(
