@@ -92,6 +92,27 @@ def test_two_replicas_claim_disjoint_packages_under_concurrency(replica: Replica
     assert claimed["first"] and claimed["second"]
 
 
+def test_the_same_record_taken_in_by_two_replicas_at_once_is_one_package(
+    replica: Replica,
+) -> None:
+    stores = [replica(), replica()]
+    barrier = threading.Barrier(8)
+    outcomes: list[str] = []
+
+    def take_in(store: PostgresStore, local_id: str) -> None:
+        barrier.wait()
+        outcomes.append(store.add_outbound(NewOutbound(local_id, EDOC)).outcome.value)
+
+    threads = [
+        threading.Thread(target=take_in, args=(stores[n % 2], f"rec-{n // 4}")) for n in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(outcomes) == ["created"] * 2 + ["existing"] * 6
+
+
 def test_a_lease_of_a_replica_whose_connection_closed_is_taken_by_the_other(
     replica: Replica,
 ) -> None:
