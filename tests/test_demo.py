@@ -24,3 +24,14 @@ def test_demo_runs_the_whole_flow(tmp_path: Path) -> None:
     assert "3 status 01 received" in out
     assert "status 03 received" in out
     assert "demo finished: every step happened as expected" in out
+    # Afterwards the demo configurations pass `connector check` with nothing exported by
+    # hand: the hub secrets are files under var/ that the configurations point at.
+    var = tmp_path / "var"
+    check_env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_SECRET_")}
+    check_env.update(CONNECTOR_VAR=str(var), CONNECTOR_PKI=str(var / "pki"))
+    for config in ("config/connector.yaml", "config/connector-b.yaml"):
+        checked = subprocess.run([sys.executable, "-m", "connector", "check", "--config", config],
+                                 cwd=ROOT, env=check_env, capture_output=True, text=True,
+                                 timeout=120)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert checked.stdout.rstrip().endswith(f"{config}: OK")
