@@ -196,7 +196,7 @@ def _verification(agency: Agency, delivery_id: str) -> list[str]:
     finally:
         store.close()
     parts = [p.strip() for p in (details[0].split(";") if details else [])]
-    wanted = [p for p in parts if p.startswith("XML signature valid") or ".pdf:" in p]
+    wanted = [p for p in parts if p.startswith(("XML signature valid", "sender ")) or ".pdf:" in p]
     return wanted
 
 

@@ -17,6 +17,7 @@ and must not read configuration.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ from connector.trust.binding import SignerFacts
 from connector.trust.pdf_policy import PdfPolicy, Role, check_inbound, is_pdf
 from connector.trust.truststore import SignerKind, TrustStore
 
+_CN = re.compile(r"(?:^|,)CN=((?:\\,|[^,])+)")
 PDF_MAGIC = b"%PDF-"
 ZIP_MAGIC = b"PK\x03\x04"
 _EXECUTABLE_MAGIC = (
@@ -143,11 +145,17 @@ def _check_one(item: Attachment, role: Role | None, trust: TrustStore, policy: P
         return AttachmentCheck(cid, item.name, str(role), f"{cid}: {exc.message}",
                                reason=exc.reason, problem=exc.message)
     seals = tuple(s.facts for s in report.valid_of(SignerKind.ORGANISATION) if s.facts)
-    signers = tuple(f"{s.kind}: {s.signer}" for s in report.signatures)
+    signers = tuple(f"{s.kind}: {_common_name(s.signer)}" for s in report.signatures)
     return AttachmentCheck(
         cid, item.name, str(role),
-        f"{cid}: {len(report.signatures)} valid signature(s) as {role}", seals, signers,
+        f"{item.name}: {len(report.signatures)} valid signature(s) ({', '.join(signers)}) "
+        f"as {role}", seals, signers,
     )
+
+
+def _common_name(subject: str) -> str:
+    found = _CN.search(subject)
+    return found.group(1).replace("\\,", ",") if found else subject
 
 
 def check_attachments(
