@@ -75,6 +75,8 @@ NEEDED_ELEMENTS = frozenset({
     "ResponseFor", "StatusCode", "Attachment", "ContentId", "ContentTransferEncoded",
 })
 
+MAX_WARNINGS = 500
+MAX_MESSAGE = 400
 _CANONICAL = {alias: name for name, aliases in ALIASES.items() for alias in aliases}
 _ERROR_ELEMENT = re.compile(r"Element '(?:\{[^}]*\}|[\w.-]+:)?([\w.-]+)'")
 _CONTENT_MODEL = ("This element is not expected", "Missing child element")
@@ -165,8 +167,18 @@ class _Pass:
 
 
 def deviations(root: etree._Element, kind: str) -> list[Problem]:
-    """Every departure of a received tree from the strict schema of ``kind``, as warnings."""
-    tree = copy.deepcopy(root)
+    """Every departure of a received tree from the strict schema of ``kind``, as warnings
+    (at most ``MAX_WARNINGS``, each message at most ``MAX_MESSAGE`` characters)."""
+    # Payloads were decoded by the parser already (a bad one refuses the package): the copy
+    # leaves them out, so a 50 MB attachment is neither copied nor validated twice.
+    payloads = [(node, node.text) for node in root.iter("{*}ContentTransferEncoded")]
+    for node, _ in payloads:
+        node.text = ""
+    try:
+        tree = copy.deepcopy(root)
+    finally:
+        for node, text in payloads:
+            node.text = text
     check = _Pass()
     check.element(tree, declarations(kind), "/edXML")
     schema = _schema(kind)
@@ -174,11 +186,20 @@ def deviations(root: etree._Element, kind: str) -> list[Problem]:
         for entry in schema.error_log:
             if any(marker in entry.message for marker in _CONTENT_MODEL):
                 continue  # reported precisely by the structural pass above
+            if len(check.warnings) >= MAX_WARNINGS:
+                break
             element, path = _where(tree, entry)
             message = entry.message.replace(_NS_BRACED, "edXML:")
+            if len(message) > MAX_MESSAGE:
+                message = message[: MAX_MESSAGE - 1] + "…"
             check.warnings.append(
                 Problem(message, path=path, line=entry.line, element=element,
                         reason="deviation"))
+    if len(check.warnings) > MAX_WARNINGS:
+        more = len(check.warnings) - MAX_WARNINGS
+        check.warnings[MAX_WARNINGS:] = [
+            Problem(f"... and {more} more departure(s) from QCVN 102", reason="deviation")
+        ]
     return check.warnings
 
 
