@@ -335,6 +335,10 @@ def _files(config: Config) -> Iterator[tuple[str, Path | None, str]]:
     yield "trust.trust_dir", config.trust.trust_dir, "dir"
     yield "trust.crl_dir", config.trust.crl_dir, "dir"
     yield "trust.pdf.outbound.stamp.font_file", config.trust.pdf.outbound.stamp.font_file, "file"
+    for organ_id, peer in config.trust.sender_binding.peers.items():
+        for index, pinned in enumerate(peer.pinned_certificates):
+            where = f"trust.sender_binding.peers.{organ_id}.pinned_certificates[{index}]"
+            yield where, pinned, "file"
     keys: list[tuple[str, KeyConfig | None]] = [
         ("trust.seal", config.trust.seal),
         ("trust.xml_signer", config.trust.xml_signer),
