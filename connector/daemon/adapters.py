@@ -55,14 +55,33 @@ class MappingAdapter:
     def _format_of(self, record: LocalRecord) -> LocalFormat:
         # A record naming a mapping that is not loaded is refused (dead-lettered, replayable
         # once the mapping exists); waiting for it as for a broken deployment would loop.
+        declared = record.content_type.split(";", 1)[0].strip().lower()
+        if declared not in ("application/json", "application/xml"):
+            declared = ""  # not a record type we read by: the mapping decides
+        if not record.mapping and declared:
+            # The content type is honoured: a record of the other syntax than the default
+            # mapping's goes to the one loaded mapping of its syntax.
+            fitting = [f for f in self.mappings.formats.values() if f.content_type == declared]
+            default = self.mappings.formats.get(self.mappings.default or "")
+            if len(fitting) == 1 and (default is None or default.content_type != declared):
+                return fitting[0]
         try:
-            return self.mappings.get(record.mapping)
+            chosen = self.mappings.get(record.mapping)
         except ConfigurationError as exc:
             raise PermanentError(
                 f"record {record.record_id!r}: {exc.message}",
                 reason="unknown_mapping",
                 stage="mapping",
             ) from exc
+        if declared and declared != chosen.content_type:
+            raise PermanentError(
+                f"record {record.record_id!r} is declared {declared}, but mapping "
+                f"{chosen.name!r} reads {chosen.content_type}: publish it with the content "
+                "type it has, or name a mapping of that syntax (x-mapping)",
+                reason="content_type_mismatch",
+                stage="mapping",
+            )
+        return chosen
 
     def package_to_delivery(self, package: EdocPackage, delivery_id: str) -> LocalDelivery:
         document = self.mappings.get(self.inbound_format).package_to_record(package)
