@@ -193,6 +193,11 @@ def inventory(config: Config) -> Inventory:
         add_file("hub_tls_client", "", "hub.tls.client_cert", tls.client_cert)
     if tls.ca_file is not None:
         add_file("hub_tls_ca", tls.ca_file.name, "hub.tls.ca_file", tls.ca_file)
+    amqp = config.local.amqp if config.local.type == "amqp" else None
+    if amqp is not None and amqp.tls_cert_file is not None:
+        add_file("broker_tls_client", "", "local.amqp.tls_cert_file", amqp.tls_cert_file)
+    if amqp is not None and amqp.tls_ca_file is not None:
+        add_file("broker_tls_ca", amqp.tls_ca_file.name, "local.amqp.tls_ca_file", amqp.tls_ca_file)
     for organ_id, (key, path) in sorted(peer_certificate_files(config).items()):
         add_file("peer_encryption", organ_id, key, path)
     _add_trust_folder(result, config)

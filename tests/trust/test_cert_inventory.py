@@ -118,3 +118,24 @@ def test_connector_certs_lists_days_left(
     )
     assert cmd_certs.run(argparse.Namespace(config=str(expired), json=False)) == 1
     assert "EXPIRED" in capsys.readouterr().out
+
+
+def test_broker_tls_certificates_are_in_use_too(world: World) -> None:  # noqa: F811
+    pair = world.pki.agency(A_ID).seal
+    config = _config(
+        world,
+        {
+            "local": {
+                "type": "amqp",
+                "amqp": {
+                    "url": "amqps://agency@broker.example:5671//",
+                    "tls_ca_file": str(world.pki.root_cert),
+                    "tls_cert_file": str(pair.cert),
+                    "tls_key_file": str(pair.key),
+                },
+            }
+        },
+    )
+    keys = {(c.role, c.name): c.key for c in inventory(config).certificates}
+    assert keys[("broker_tls_client", "")] == "local.amqp.tls_cert_file"
+    assert keys[("broker_tls_ca", "root.pem")] == "local.amqp.tls_ca_file"
