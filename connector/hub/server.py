@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 _MULTIPART_OVERHEAD = 64 * 1024
 _DRAIN_LIMIT = 1024 * 1024  # body bytes discarded after a refusal, so the client reads it
+_DRAIN_SECONDS = 1.0  # and for how long at most
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,7 @@ class _Handler(BaseHTTPRequestHandler):
         if length > limit:
             self.close_connection = True
             self._send(api.failure("413", f"request larger than {limit} bytes", 413))
-            self._drain_or_close()
+            self._drain_briefly()
             return None
         if (self.headers.get("Expect") or "").lower() == "100-continue":
             self.send_response_only(100)
@@ -170,9 +171,17 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length)
 
     def _refuse_unread(self, call: str, answer: Answer) -> None:
-        """Answer a refused request without buffering its body, then close."""
+        """Answer a refused request without buffering its body, then close.
+
+        What the client already sent of its body is discarded for a moment (so it can
+        read the answer instead of a reset), never longer than ``_DRAIN_SECONDS``."""
         self.close_connection = True
         self._finish(call, "", answer, "")
+        self._drain_briefly()
+
+    def _drain_briefly(self) -> None:
+        with contextlib.suppress(OSError):
+            self.connection.settimeout(min(_DRAIN_SECONDS, self.connection.gettimeout() or 1))
         self._drain_or_close()
 
     def _drain_or_close(self) -> None:
