@@ -257,7 +257,7 @@ def test_authentic_package_our_side_cannot_take_fails_with_reason_until_retried(
             raise PermanentError("no field for the document type", reason="mapping_back")
 
     _send(world, a)
-    broken = dataclasses.replace(b.services, mapper=Unmappable(b.services.mapper))
+    broken = dataclasses.replace(b.services, mapper=Unmappable(b.services.mapper))  # type: ignore[arg-type]
     inbound.poll_once(broken)
     inbound.poll_once(broken)  # listed again: nothing more happens
 

@@ -118,7 +118,7 @@ def test_events_the_local_side_missed_are_published_later_in_order(b: Runtime) -
             self.events.append(event)
 
     sink = Flaky()
-    services = dataclasses.replace(b.services, sink=sink)  # type: ignore[arg-type]
+    services = dataclasses.replace(b.services, sink=sink)
     events.emit(services, "outbound.sent", None, note="first")
     events.emit(services, "outbound.sent", None, note="second")
     assert [e.body["note"] for e in services.event_backlog] == ["first", "second"]
