@@ -6,10 +6,10 @@ with the package as the raw body (any non-multipart Content-Type, the SDK's
 SDK's hex or the standard one, of the body or of its lines re-joined (the SDK uploads
 them with CRLF); ``docId`` or ``docid``; a timestamp in Vietnam time or UTC.
 
-Authentication (``authenticate``) uses the headers only, so the server runs it before it
-reads a body. Authentication by the XroadVnpt HMAC headers and the timestamp window; the account is
-bound to one OrganId, so a ``from`` parameter that is not the caller's OrganId gets HTTP
-403. Routing is ``routing.Router``'s (documented there); the optional ``to`` parameter is a
+Authentication (``authenticate``: the XroadVnpt HMAC headers and the timestamp window)
+uses the headers only, so the server runs it before it reads a body. The account is bound
+to one OrganId, so a ``from`` parameter that is not the caller's OrganId gets HTTP 403.
+Routing is ``routing.Router``'s (documented there); the optional ``to`` parameter is a
 JSON array of OrganIds that may only narrow the package's own recipients.
 
 ErrorCodes (HTTP 200, ``status: "FAIL"``): the router's 1001-1099, 1004 hash-file does not
