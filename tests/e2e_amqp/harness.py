@@ -334,7 +334,10 @@ class Collector:
                     conn.heartbeat_check()
 
     def _keep(self, channel: Any, message: Any) -> None:
-        body = bytes(message.body)
+        body = message.body
+        if isinstance(body, str):  # py-amqp's '' for a message without a body frame
+            body = body.encode("utf-8")
+        body = bytes(body)
         properties = dict(message.properties)
         message_id = str(properties.get("message_id") or "")
         identity = (message_id, hashlib.sha256(body).hexdigest())

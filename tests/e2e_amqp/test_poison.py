@@ -11,15 +11,19 @@ good record must reach B; A's events and metrics count the refusals.
 from __future__ import annotations
 
 import collections
+import os
 import shutil
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.harness import EXAMPLES
+from tests.e2e.harness import A_ID, EXAMPLES
 from tests.e2e_amqp.harness import (
+    FAST_AMQP,
     MAPPING,
     AmqpWorld,
     Record,
@@ -152,3 +156,110 @@ def test_poison_records_are_dead_lettered_once_each_and_the_run_goes_on(
     assert documents[frozenset({("direction", "outbound"), ("outcome", "refused")})] == len(poison)
     assert documents[frozenset({("direction", "outbound"), ("outcome", "sent")})] == len(good)
     assert queue_depth(topology.quarantine_queue) == 0
+
+
+# ---------------------------------------------------------------------------- one per family
+LIMITS = {"max_record_bytes": 1024 * 1024, "max_attachments": 3, "max_text_chars": 5000}
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    body: bytes
+    headers: dict[str, str]
+    properties: dict[str, str]  # content_type, content_encoding as published
+    reason: str
+    mentions: str
+
+
+def _families(factory: RecordFactory, fifo_name: str) -> list[Family]:
+    json_props = {"content_type": "application/json", "content_encoding": "binary"}
+    mapping = {"x-mapping": MAPPING}
+    duplicated = factory.make(950).body.replace(
+        '"do_mat": "Thường"'.encode(), '"do_mat": "Tối mật", "do_mat": "Thường"'.encode())
+    assert duplicated.count(b'"do_mat"') == 2
+    legacy = (EXAMPLES / "legacy-xml" / "01-ordinary.xml").read_text("utf-8")
+    hidden = legacy.replace("<DoMat>BT</DoMat>", '<DoMat Ma="Mat"/>').encode()
+    pdf = {"ten_tep": "pl.pdf", "loai_tep": "application/pdf",
+           "noi_dung_base64": factory.main_b64}  # fmt: skip
+    return [
+        Family("empty-binary", b"", {}, {"content_type": "application/data",
+                                         "content_encoding": "binary"},
+               "record_empty", "empty"),
+        Family("gzip", factory.make(951).body, mapping,
+               {**json_props, "content_encoding": "gzip"},
+               "content_encoding_unsupported", "gzip"),
+        Family("oversize", b'{"x": "' + b"a" * LIMITS["max_record_bytes"] + b'"}', mapping,
+               json_props, "record_too_large", "max_record_bytes"),
+        Family("duplicate-classification", duplicated, mapping, json_props,
+               "record_malformed", "do_mat"),
+        Family("deep-json", b'{"a": ' + b"[" * 200_000 + b"]" * 200_000 + b"}", mapping,
+               json_props, "record_malformed", "nests too deeply"),
+        Family("long-text", factory.make(952, trich_yeu="Ư" * (LIMITS["max_text_chars"] + 1))
+               .body, mapping, json_props, "record_invalid", "max_text_chars"),
+        Family("too-many-files", factory.make(953, tep_dinh_kem=[pdf] * 4).body, mapping,
+               json_props, "record_invalid", "max_attachments"),
+        Family("fifo-claim-check", factory.make(954, tep_dinh_kem=[
+            {"ten_tep": "pl.pdf", "loai_tep": "application/pdf", "tep_spool": fifo_name}]).body,
+               mapping, json_props, "record_invalid", "FIFO"),
+        Family("classification-in-attribute", hidden, {"x-mapping": "legacy-xml"},
+               {"content_type": "application/xml"}, "classification_unknown", "DoMat"),
+    ]
+
+
+def test_one_poison_of_each_family_between_two_good_ones(tmp_path: Path,
+                                                        amqp_pki: Any,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    world = AmqpWorld(tmp_path, amqp_pki, monkeypatch.setenv,
+                      changes={**FAST_AMQP, "local": {**FAST_AMQP["local"], "limits": LIMITS}})
+    try:
+        _poison_between_good_ones(world)
+    finally:
+        world.close()
+
+
+def _poison_between_good_ones(world: AmqpWorld) -> None:
+    world.start_hub()
+    factory = RecordFactory(world.run, signed_main_pdf(world.signer))
+    claim_check = world.a.home / "claim-check"
+    claim_check.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(claim_check / "pipe.pdf")  # would block a reader that opens it
+    families = _families(factory, "pipe.pdf")
+    topology = world.topology["A"]
+    dead = world.collect(topology.dead_letter_queue)
+    events = world.collect(topology.events_queue)
+    pairs: dict[str, tuple[Record, Record]] = {}
+    with world.producer() as producer:
+        for index, family in enumerate(families):
+            low, urgent = factory.make(2 * index, 0), factory.make(2 * index + 1, 2)
+            pairs[family.name] = (low, urgent)
+            producer.publish(low)
+            producer.producer.publish(
+                family.body, routing_key=producer.queue, delivery_mode=2, mandatory=True,
+                headers={"x-record-id": f"POISON-{family.name}", **family.headers},
+                **family.properties)
+            producer.publish(urgent)
+    world.start()
+    good = [record for pair in pairs.values() for record in pair]
+    world.wait(f"{len(good)} documents at the hub",
+               lambda: len(world.world.hub_packages(sender=A_ID)) >= len(good), timeout=180)
+    world.wait(f"{len(families)} dead letters", lambda: dead.count() >= len(families),
+               timeout=60)
+    time.sleep(2)  # a poison record coming round again would show by now
+
+    order = [p.document_id for p in world.world.hub_packages(sender=A_ID)]
+    assert sorted(order) == sorted(r.document_id for r in good), "a good record is missing"
+    for name, (low, urgent) in pairs.items():
+        assert order.index(urgent.document_id) < order.index(low.document_id), name
+    letters = collections.Counter(str(m.headers.get("x-record-id")) for m in dead.snapshot())
+    assert letters == collections.Counter(f"POISON-{f.name}" for f in families), letters
+    for family in families:
+        (letter,) = [m for m in dead.snapshot()
+                     if m.headers.get("x-record-id") == f"POISON-{family.name}"]
+        assert letter.headers["x-connector-reason"] == family.reason, (family.name, letter.headers)
+        assert family.mentions in letter.headers["x-connector-error"], letter.headers
+        assert letter.body == family.body, f"{family.name}: dead letter body changed"
+    refused = collections.Counter(
+        e.json()["local_id"] for e in events.snapshot() if e.routing_key == "outbound.refused")
+    assert refused == letters
+    assert world.healthz("A") == 200  # not "broker down" because of a poison message
