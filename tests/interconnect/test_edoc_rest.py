@@ -210,3 +210,23 @@ def test_the_emulator_takes_each_body_and_hash_form(
     with EdocRestClient(settings) as client:
         doc_id = client.send(package, message_type="edoc", sender=A)
     assert [p.data for p in hub.packages() if p.doc_id == doc_id] == [package]
+
+
+def test_answers_are_bounded_and_failures_named_as_for_vxp() -> None:
+    big = b'{"code":"0","data":"' + b"A" * (2 * 1024 * 1024) + b'"}'
+    client = EdocRestClient(
+        _settings(max_answer_bytes=1024 * 1024),
+        transport=httpx.MockTransport(lambda r: httpx.Response(200, content=big)),
+    )
+    with client, pytest.raises(PermanentError) as caught:
+        client.fetch("1")
+    assert caught.value.reason == "hub_answer_too_large"
+
+    def refused(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("[Errno 111] Connection refused")
+
+    with (
+        EdocRestClient(_settings(), transport=httpx.MockTransport(refused)) as client,
+        pytest.raises(UnavailableError, match="connection refused"),
+    ):
+        client.pending("edoc")
