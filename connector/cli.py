@@ -72,10 +72,8 @@ def _config_from_environment(command_parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from connector.logsetup import quiet_known_warnings
-    from connector.resources import use_packaged_schemas
 
     quiet_known_warnings()
-    use_packaged_schemas()  # the XSDs of the installed package, wherever it is installed
     args_list = list(sys.argv[1:] if argv is None else argv)
     saved = sys.argv
     sys.argv = [saved[0], *args_list]

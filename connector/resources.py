@@ -26,19 +26,15 @@ def packaged_schemas_dir() -> Path:
     return Path(str(resources.files("connector").joinpath("schemas")))
 
 
-def use_packaged_schemas() -> Path:
-    """Point the schema loader at the packaged XSDs unless an operator chose a folder."""
+def chosen_schemas_dir() -> Path:
+    """The operator's XSD folder (``CONNECTOR_SCHEMAS``), else the packaged one."""
     chosen = os.environ.get(SCHEMAS_ENV)
-    if chosen:
-        return Path(chosen)
-    folder = packaged_schemas_dir()
-    os.environ[SCHEMAS_ENV] = str(folder)
-    return folder
+    return Path(chosen) if chosen else packaged_schemas_dir()
 
 
 def load_schemas(folder: Path | None = None) -> Path:
     """Compile every XSD once; raise ConfigurationError naming the file and the reason."""
-    where = folder if folder is not None else use_packaged_schemas()
+    where = folder if folder is not None else chosen_schemas_dir()
     for name in SCHEMA_FILES:
         path = where / name
         try:

@@ -41,10 +41,13 @@ _PATH_STEP = re.compile(r"^(?:[A-Za-z0-9_]+:)?([A-Za-z0-9_]+)(?:\[(\d+)\])?$")
 
 
 def schema_dir() -> Path:
+    """The XSD folder: an operator's ``CONNECTOR_SCHEMAS``, else the installed package's own."""
     override = os.environ.get("CONNECTOR_SCHEMAS")
     if override:
         return Path(override)
-    return Path(__file__).resolve().parents[2] / "schemas"
+    from connector.resources import packaged_schemas_dir
+
+    return packaged_schemas_dir()
 
 
 def _schema(kind: str) -> etree.XMLSchema:
