@@ -83,4 +83,18 @@ def test_the_documented_publisher_runs_as_copied(
     record = json.loads(message.body)
     signed = (tmp_path / "main.signed.pdf").read_bytes()
     assert base64.b64decode(record["van_ban_chinh"]["noi_dung_base64"]) == signed
-    assert b"/ByteRange" in signed  # signed by `connector sign-pdf --as personal`
+    # What the connector checks before sealing a main document: a valid personal signature.
+    seal = pki.agency("000.00.31.H12").seal
+
+    def seal_as_main(pdf: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "connector", "sign-pdf", "--key", str(seal.key),
+             "--cert", str(seal.cert), "--trust", str(pki.trust_dir), "--crl", str(pki.crl_dir),
+             "--role", "main", pdf, str(tmp_path / "sealed.pdf")],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        )
+
+    accepted = seal_as_main("main.signed.pdf")
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    refused = seal_as_main("main.pdf")  # the example's PDF as it is: no personal signature
+    assert refused.returncode != 0 and "personal" in refused.stdout + refused.stderr
