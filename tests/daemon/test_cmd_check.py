@@ -183,7 +183,8 @@ def test_online_wrong_secret_is_a_401_in_the_hubs_words(
     (env.a.home / "hub.secret").write_text("0" * 48 + "\n")
     code, _, err = _check(CONFIG_A, capsys, online=True)
     assert code == 1
-    assert "online hub: FAILED" in err and "getAgenciesList" in err and "401" in err
+    assert "online hub: FAILED" in err and "getAgenciesList" in err and "HTTP 401" in err
+    assert "unauthorized" in err  # the hub's own words
     assert "hub.secret" in err  # where the secret came from
 
 
