@@ -42,7 +42,6 @@ _O, _I = OutboundState, InboundState
 class OutboundWrites(StoreReads):
     """The outbound half of the writes of :class:`connector.store.writes.StoreWrites`."""
 
-
     def add_outbound(self, new: NewOutbound) -> Added:
         if not new.local_id.strip():
             raise PermanentError(
@@ -128,9 +127,7 @@ class OutboundWrites(StoreReads):
         )
         return Added(existing, AddOutcome.EXISTING)
 
-    def _fill_outbound(
-        self, conn: DbConn, package: TrackedPackage, new: NewOutbound
-    ) -> None:
+    def _fill_outbound(self, conn: DbConn, package: TrackedPackage, new: NewOutbound) -> None:
         columns = self._facts_columns(new.facts)
         if new.error is not None:
             columns.update(
@@ -223,8 +220,7 @@ class OutboundWrites(StoreReads):
             sets = {"lease_owner": owner, "lease_until": until, **self._lease_columns()}
             if rows:
                 conn.executemany(
-                    f"UPDATE packages SET {', '.join(f'{name} = ?' for name in sets)} "
-                    "WHERE id = ?",
+                    f"UPDATE packages SET {', '.join(f'{name} = ?' for name in sets)} WHERE id = ?",
                     [(*sets.values(), row["id"]) for row in rows],
                 )
         return [replace(package_from_row(r), lease_owner=owner, lease_until=until) for r in rows]
@@ -333,4 +329,3 @@ class OutboundWrites(StoreReads):
                 error=error,
                 columns={"attempts": attempts},
             )
-

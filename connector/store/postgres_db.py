@@ -348,8 +348,7 @@ def probe_database(dsn: str, schema: str | None, timeout: float = 5.0) -> tuple[
             if not (found and found[0]):
                 return True, f"{where} answers; the store is created at the first run"
             row = conn.execute(
-                "SELECT (SELECT MAX(version) FROM schema_version), "
-                "(SELECT COUNT(*) FROM packages)"
+                "SELECT (SELECT MAX(version) FROM schema_version), (SELECT COUNT(*) FROM packages)"
             ).fetchone()
     except psycopg.Error as exc:
         return False, f"{where}: {str(exc).strip() or type(exc).__name__}"

@@ -224,4 +224,3 @@ class SqlDatabase:
         )
         self._event(conn, package.id, event, target.value, detail)
         return self._load(conn, package.id)
-

@@ -53,9 +53,7 @@ class StoreWrites(OutboundWrites):
         with self._write("retry") as conn:
             return self._retry(conn, self._locked(conn, package_id), actor)
 
-    def _retry(
-        self, conn: DbConn, package: TrackedPackage, actor: str
-    ) -> TrackedPackage:
+    def _retry(self, conn: DbConn, package: TrackedPackage, actor: str) -> TrackedPackage:
         if package.state not in (_O.FAILED, _I.FAILED):
             raise IllegalTransition(
                 f"package #{package.id} is {package.state.value}: only FAILED packages can be "
