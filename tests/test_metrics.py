@@ -310,7 +310,7 @@ tests:
           - exp_labels: {{severity: warning, instance: a, role: organisation_seal}}
             exp_annotations:
               runbook_url: "docs/operations.md#edoccertificateexpiringsoon"
-              summary: "edoc-connector a: organisation_seal certificate expires in 9.938 days"
+              summary: "edoc-connector a: organisation_seal certificate expires in 9.9 days"
               description: "Renew the organisation_seal certificate before it expires; signing or TLS will fail afterwards."
 """
 

@@ -136,6 +136,8 @@ tests:
         values: '600x60'
       - series: 'up{{job="other",instance="b"}}'
         values: '1x60'
+      - series: 'connector_certificate_expiry_timestamp_seconds{{instance="a",role="peer_encryption",name="000.00.32.H12"}}'
+        values: '86400x60'
     alert_rule_test:
       - eval_time: 30m
         alertname: EdocRecipientsStuck
@@ -153,6 +155,14 @@ tests:
               runbook_url: "https://intranet.example/edoc/operations.html#edoccrloutofdate"
               summary: "edoc-connector a: CRL root.crl is out of date"
               description: "The CRL's next update has passed: signatures cannot be checked for revocation (hard-fail refuses them). Fetch the CA's current CRL into trust.crl_dir now."
+      - eval_time: 10m
+        alertname: EdocCertificateExpiryImminent
+        exp_alerts:
+          - exp_labels: {{severity: critical, instance: a, role: peer_encryption, name: 000.00.32.H12}}
+            exp_annotations:
+              runbook_url: "https://intranet.example/edoc/operations.html#edoccertificateexpiryimminent"
+              summary: "edoc-connector a: peer_encryption 000.00.32.H12 certificate expires in 1.0 days"
+              description: "Less than a week left: renew the peer_encryption certificate now."
       - eval_time: 15m
         alertname: EdocConnectorAbsent
         exp_alerts:
