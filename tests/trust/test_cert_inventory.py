@@ -139,3 +139,23 @@ def test_broker_tls_certificates_are_in_use_too(world: World) -> None:  # noqa: 
     keys = {(c.role, c.name): c.key for c in inventory(config).certificates}
     assert keys[("broker_tls_client", "")] == "local.amqp.tls_cert_file"
     assert keys[("broker_tls_ca", "root.pem")] == "local.amqp.tls_ca_file"
+
+
+def test_connector_certs_json_lines(
+    world: World,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import json
+
+    for name in ("CONNECTOR_VAR", "CONNECTOR_PKI"):
+        monkeypatch.setenv(name, world.env[name])
+    config = derive_config(CONFIG_A, world.tmp / "json.yaml", {})
+    assert cmd_certs.run(argparse.Namespace(config=str(config), json=True)) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    peers = [x for x in lines if x.get("role") == "peer_encryption"]
+    assert peers and peers[0]["name"] == B_ID and peers[0]["days_left"] > 300
+    assert {x["file"].rsplit("/", 1)[-1] for x in lines if x["kind"] == "crl"} == {
+        "root.crl",
+        "intermediate.crl",
+    }
