@@ -474,6 +474,87 @@ class EncryptionConfig(Section):
         return None
 
 
+class OrganisationHub(Section):
+    """An organisation's own hub account (the shared ``hub`` section's endpoint, TLS and
+    wire; only the account differs). ``systemid`` is unused by an eDoc REST hub."""
+
+    systemid: str = ""
+    secret_env: EnvName | None = None
+    secret_file: ConfigPath | None = None
+
+    @model_validator(mode="after")
+    def _secret(self) -> OrganisationHub:
+        one_of(self.secret_env, self.secret_file, "secret", required=True)
+        return self
+
+    @property
+    def secret(self) -> SecretRef:
+        return SecretRef(self.secret_env, self.secret_file)
+
+
+class OrganisationEncryption(Section):
+    """Overrides of the shared ``encryption`` policy for one organisation's documents."""
+
+    default: EncryptionPolicy | None = None
+    destinations: dict[OrganId, EncryptionPolicy] = Field(default_factory=dict)
+
+
+class OrganisationConfig(Section):
+    """One organisation this connector serves (README "Several organisations"): its OrganId,
+    its own seal (file or token), encryption key, optionally its own hub account, and
+    overrides of the shared defaults."""
+
+    organ_id: OrganId
+    name: str = Field(min_length=1, max_length=200)
+    seal: KeyConfig  # PDF seals and, unless xml_signer, the package XML signature
+    xml_signer: KeyConfig | None = None
+    decryption_key: KeyConfig | None = None  # for packages encrypted to this organisation
+    hub: OrganisationHub | None = None  # None: the shared hub account
+    stamp: StampConfig | None = None  # None: trust.pdf.outbound.stamp
+    encryption: OrganisationEncryption = OrganisationEncryption()
+
+    @property
+    def signer(self) -> KeyConfig:
+        return self.xml_signer or self.seal
+
+
+def _organisations_defaults(data: object) -> object:
+    """With ``organisations`` given, ``agency`` (the platform's own organisation, named where
+    one must be: logs, the worker id) defaults to the first listed, and ``trust.seal`` /
+    ``encryption.decryption_key`` to that organisation's keys; giving them besides is an
+    ambiguity refused with its reason."""
+    if not isinstance(data, dict) or not data.get("organisations"):
+        return data
+    listed = data["organisations"]
+    if not isinstance(listed, list) or not all(isinstance(o, dict) for o in listed):
+        return data
+    data = dict(data)
+    agency = data.get("agency")
+    if agency is None:
+        first = listed[0]
+        data["agency"] = {"organ_id": first.get("organ_id"), "name": first.get("name")}
+        agency = data["agency"]
+    # An agency not listed is named by the after-validator; the first one's keys meanwhile.
+    own = next((o for o in listed if isinstance(agency, dict)
+                and o.get("organ_id") == agency.get("organ_id")), listed[0])
+    trust = data.get("trust")
+    if isinstance(trust, dict):
+        for key in ("seal", "xml_signer"):
+            if key in trust:
+                raise ValueError(f"trust.{key} is given besides organisations: each organisation's "
+                                 f"keys are under organisations[].{key}; remove trust.{key}")
+        data["trust"] = {**trust, "seal": own.get("seal"),
+                         **({"xml_signer": own["xml_signer"]} if own.get("xml_signer") else {})}
+    encryption = data.get("encryption") or {}
+    if isinstance(encryption, dict):
+        if "decryption_key" in encryption:
+            raise ValueError("encryption.decryption_key is given besides organisations: each "
+                             "organisation's key is organisations[].decryption_key")
+        if own.get("decryption_key"):
+            data["encryption"] = {**encryption, "decryption_key": own["decryption_key"]}
+    return data
+
+
 class WorkersConfig(Section):
     pool_size: int = Field(default=0, ge=0)  # 0: one per CPU core
     kind: Literal["process", "thread"] = "process"
@@ -564,6 +645,29 @@ class Config(Section):
     metrics: MetricsConfig = MetricsConfig()
     deadlines: DeadlinesConfig = DeadlinesConfig()
     shutdown_timeout: Seconds = 30.0
+    # Several organisations served by this connector (empty: ``agency`` alone, one organisation).
+    organisations: list[OrganisationConfig] = Field(default_factory=list, max_length=2000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _organisation_keys(cls, data: object) -> object:
+        return _organisations_defaults(data)
+
+    @model_validator(mode="after")
+    def _organisations_consistent(self) -> Config:
+        seen: set[str] = set()
+        for organisation in self.organisations:
+            if organisation.organ_id in seen:
+                raise ValueError(f"organisations: {organisation.organ_id} is listed twice")
+            seen.add(organisation.organ_id)
+            own_hub = organisation.hub
+            if own_hub is not None and self.hub.type == "vxp" and not own_hub.systemid:
+                raise ValueError(f"organisations: {organisation.organ_id}: a vxp hub account "
+                                 "needs its systemid")
+        if self.organisations and self.agency.organ_id not in seen:
+            raise ValueError(f"agency {self.agency.organ_id} is not one of the organisations: "
+                             "list it there (or omit agency: the first organisation is taken)")
+        return self
 
     _source: Path | None = PrivateAttr(default=None)
     _lines: dict[str, int] = PrivateAttr(default_factory=dict)

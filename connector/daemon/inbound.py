@@ -25,7 +25,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from connector.daemon import statuses
+from connector.daemon import organisations, statuses
 from connector.daemon.events import emit, error_fields, timed
 from connector.daemon.lifecycle import sleep_until
 from connector.daemon.ports import Services
@@ -120,10 +120,14 @@ def receive(services: Services, item: PendingItem) -> None:
     raw = services.hub.fetch(item.doc_id)
     summary = _summary(raw, item)
     kind = PackageKind.STATUS if summary.kind == "status" else PackageKind.EDOC
+    # Several organisations: the one this delivery is for acts (its keys, its 01).
+    services, ours, digest = organisations.inbound_facts(
+        services, item.recipient, summary.to_organ_ids, hashlib.sha256(raw).hexdigest()
+    )
     facts = PackageFacts(
         document_id=summary.document_id,
         sender=summary.from_organ_id or item.sender,
-        recipients=summary.to_organ_ids,
+        recipients=ours or summary.to_organ_ids,
         priority=summary.priority,
         status_code=summary.status_code,
     )
@@ -133,7 +137,7 @@ def receive(services: Services, item: PendingItem) -> None:
             kind=kind,
             raw=raw,
             facts=facts,
-            content_hash=hashlib.sha256(raw).hexdigest(),
+            content_hash=digest,
             detail=f"listed by the hub as {item.doc_id}",
         )
     )
@@ -155,6 +159,7 @@ def receive(services: Services, item: PendingItem) -> None:
 
 def advance(services: Services, package: TrackedPackage, raw: bytes | None) -> None:
     """Drive one inbound package through its remaining states (resumable at each one)."""
+    services = organisations.acting_for(services, package.id)  # several organisations
     if raw is None:
         raw = services.store.raw(package.id)
         if raw is None:
@@ -245,6 +250,7 @@ def _deliver(services: Services, package: TrackedPackage, received: Received) ->
             delivery = services.mapper.package_to_delivery(model, delivery_id)
         warnings = [str(w) for w in model.deviations]
         delivery = with_deviations(delivery, warnings)
+        delivery = organisations.addressed(services, delivery)  # several organisations
         if unverified:
             marks = {
                 "sender-verified": "no",
@@ -441,6 +447,8 @@ def resume(services: Services, states: frozenset[InboundState] | None = None) ->
     for package in services.store.to_resume(Direction.INBOUND, limit=1000):
         if states is not None and package.inbound_state not in states:
             continue
+        if services.organisations is not None and not organisations.in_inbox(services, package.id):
+            continue  # another hub account's inbox carries it on
         try:
             advance(services, package, None)
         except UnavailableError:

@@ -17,7 +17,9 @@ import dataclasses
 import datetime as dt
 import logging
 import threading
+import time
 
+from connector.daemon import organisations
 from connector.daemon.events import emit, error_fields, timed
 from connector.daemon.lifecycle import sleep_until
 from connector.daemon.ports import Services
@@ -90,6 +92,8 @@ def seal_and_sign(services: Services, package: Package) -> bytes:
 
 
 def prepare(services: Services, record: LocalRecord) -> tuple[bytes, PackageFacts, PackageKind]:
+    # Several organisations: the one the record names acts (its mapping, keys, From).
+    services, record = organisations.scope_record(services, record)
     with timed(services, "map"):
         try:
             if record.kind is RecordKind.COMMAND:
@@ -102,7 +106,15 @@ def prepare(services: Services, record: LocalRecord) -> tuple[bytes, PackageFact
                 reason="record_malformed",
                 stage="map",
             ) from None
-    raw = seal_and_sign(services, package)
+    acting = organisations.scope_package(services, record, package)
+    try:
+        raw = seal_and_sign(acting, package)
+    except (UnavailableError, ConfigurationError) as exc:
+        # Several organisations: one organisation's keys missing (a token out, a key file
+        # unreadable) hold its own documents only.
+        if services.organisations is None or isinstance(exc, organisations.OrganisationWaiting):
+            raise
+        raise organisations.OrganisationWaiting(package.from_.organ_id, exc) from exc
     kind = PackageKind.STATUS if isinstance(package, StatusPackage) else PackageKind.EDOC
     facts = facts_of(package, services.calendar)
     if isinstance(package, StatusPackage) and package.status_code is StatusCode.RECALL_REQUEST:
@@ -206,6 +218,11 @@ def handle(services: Services, item: IntakeItem) -> None:
     except PermanentError as exc:
         refuse(services, item, package.id, exc)
         return
+    except organisations.OrganisationWaiting as exc:
+        # Stored ACCEPTED with its record: it waits for its organisation's keys there
+        # (``resume_waiting``) and the records of the other organisations go on.
+        _waits_for_keys(services, item, package.id, exc)
+        return
     services.fault("before_store_ready")
     ready = services.store.mark_ready(package.id, raw, facts)
     if kind is PackageKind.EDOC:
@@ -219,6 +236,54 @@ def handle(services: Services, item: IntakeItem) -> None:
         recipients=list(facts.recipients),
         priority=facts.priority,
     )
+
+
+def _waits_for_keys(
+    services: Services, item: IntakeItem, package_id: int, exc: organisations.OrganisationWaiting
+) -> None:
+    assert services.organisations is not None
+    if exc.organ_id not in services.organisations.waiting:
+        log.warning("%s; its documents wait in the store until it is back", exc.message)
+    services.organisations.set_waiting(exc.organ_id, exc.message)
+    services.store.add_event(package_id, "waiting_for_keys", exc.message[:500])
+    item.ack()
+
+
+def resume_waiting(services: Services) -> int:
+    """Prepare the documents of organisations whose keys were unavailable (several
+    organisations only); those still waiting stay ACCEPTED. Returns how many went READY."""
+    registry = services.organisations
+    if registry is None or not registry.waiting:
+        return 0
+    ready, still = 0, set()
+    for package in services.store.find(states=(OutboundState.ACCEPTED,), limit=1000):
+        if package.sender and package.sender in still:
+            continue
+        record = services.store.record(package.id)
+        if record is None:
+            continue
+        try:
+            raw, facts, _ = prepare(services, record)
+        except organisations.OrganisationWaiting as exc:
+            still.add(exc.organ_id)
+            continue
+        except PermanentError as exc:
+            services.store.mark_refused(package.id, ErrorInfo.of(exc))
+            continue
+        try:
+            prepared = services.store.mark_ready(package.id, raw, facts)
+        except IllegalTransition:  # another replica prepared it meanwhile
+            continue
+        ready += 1
+        if package.kind is PackageKind.EDOC:
+            services.metrics.document("outbound", "accepted")
+        emit(services, "outbound.ready", prepared, recipients=list(facts.recipients),
+             priority=facts.priority)
+    for organ_id in list(registry.waiting):
+        if organ_id not in still:
+            log.info("organisation %s: keys back, its waiting documents prepared", organ_id)
+            registry.set_waiting(organ_id, None)
+    return ready
 
 
 def refuse(services: Services, item: IntakeItem, package_id: int, exc: PermanentError) -> None:
@@ -281,7 +346,14 @@ def _failed_attempt(
 def intake_loop(services: Services, stop: threading.Event) -> None:
     """Worker: take records from the local side until stopped."""
     attempts: dict[str, int] = {}  # in-process failures per record: a poison record stops
+    next_resume = 0.0
     while not stop.is_set():
+        if services.organisations is not None and time.monotonic() >= next_resume:
+            next_resume = time.monotonic() + services.timing.poll_interval
+            try:
+                resume_waiting(services)
+            except ConnectorError as exc:
+                log.warning("waiting documents not resumed yet: %s", exc.message)
         try:
             items = services.intake.fetch(services.timing.batch, services.timing.intake_timeout)
         except UnavailableError as exc:

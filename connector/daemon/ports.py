@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import BrokenExecutor, Executor
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from connector.daemon.retry import RetryPolicy
 from connector.edxml.model import Attachment, EdocPackage, Organization, StatusPackage
@@ -24,6 +24,9 @@ from connector.store.api import TrackingStore
 from connector.trust.content import AttachmentChecks
 from connector.trust.origin import OriginPolicy, XmlFacts
 from connector.workcalendar import WorkingCalendar
+
+if TYPE_CHECKING:
+    from connector.daemon.organisations import Organisations
 
 T = TypeVar("T")
 _pool_lock = threading.Lock()
@@ -181,6 +184,9 @@ class Services:
     fault_hook: Callable[[str], None] | None = None
     # Events the local side could not take (broker down), published again in order.
     event_backlog: deque[LocalEvent] = field(default_factory=lambda: deque(maxlen=100_000))
+    # Several organisations (``organisations:``): who acts for which OrganId. None: the
+    # agency alone, with the parts above.
+    organisations: Organisations | None = None
 
     def offload(self, function: Callable[..., T], *args: object) -> T:
         """Run a CPU-heavy stage in the worker pool; a dead worker is a transient failure."""

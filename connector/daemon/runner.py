@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from connector.daemon import events, inbound, outbound, sender
+from connector.daemon import events, inbound, organisations, outbound, sender
 from connector.daemon.lifecycle import Supervisor
 from connector.daemon.wiring import Runtime
 
@@ -36,7 +36,15 @@ def supervise(runtime: Runtime) -> Supervisor:
 
     supervisor.add("intake", intake_worker)
     supervisor.add("sender", lambda stop: sender.sender_loop(services, stop))
-    supervisor.add("inbound", lambda stop: inbound.inbound_loop(services, stop))
+    if services.organisations is None:
+        supervisor.add("inbound", lambda stop: inbound.inbound_loop(services, stop))
+    else:  # several organisations: one inbox per hub account (shared, or their own)
+        for index, (inbox, organ_ids) in enumerate(organisations.inboxes(services)):
+            log.info("inbox %d serves %s", index, ", ".join(organ_ids))
+            supervisor.add(
+                "inbound" if index == 0 else f"inbound-{index}",
+                lambda stop, inbox=inbox: inbound.inbound_loop(inbox, stop),  # type: ignore[misc]
+            )
     supervisor.on_stop.append(lambda: events.flush(services))  # what the broker missed
     supervisor.on_stop.append(runtime.close)
     return supervisor

@@ -40,10 +40,13 @@ def send_one(services: Services, package: TrackedPackage, hub_backoff: Dependenc
         emit(services, "outbound.failed", failed, **error_fields(error))
         return True
     recipients = [r.organ_id for r in services.store.recipients(package.id)]
+    hub = services.hub  # several organisations: the hub account of the package's From
+    if services.organisations is not None:
+        hub = services.organisations.hub_for(package.sender) or hub
     started = time.perf_counter()
     try:
         services.fault("before_send")
-        hub_id = services.hub.send(
+        hub_id = hub.send(
             raw,
             message_type=package.kind.value,
             sender=package.sender,

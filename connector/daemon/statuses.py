@@ -144,6 +144,8 @@ def apply_incoming(services: Services, status: StatusPackage) -> None:
     document_id = status.response_for.document_id or ""
     reporter = status.from_.organ_id
     documents = services.store.find_outbound_documents(document_id, reporter)
+    if services.organisations is not None:  # matched per organisation: the one it reached
+        documents = [d for d in documents if d.sender == services.agency.organ_id]
     if not documents:
         log.info(
             "status %s from %s about unknown document %s: recorded only",

@@ -405,6 +405,12 @@ def build(
         worker_id=f"{config.agency.organ_id}:{time.time_ns()}",
         fault_hook=fault_hook,
     )
+    if config.organisations:  # several organisations: each acts with its own parts
+        from connector.daemon.organisations_wiring import build_organisations
+
+        services.organisations = build_organisations(
+            config, mappings=mappings, trust=trust, shared_hub=hub, attachments_dir=spool_dir,
+            limits=record_limits(config), metrics=metrics, closers=closers)
     closers.append(lambda: services.pool.shutdown(wait=False, cancel_futures=True))
     metrics.use_store_snapshot(lambda: _snapshot(store))
     runtime = Runtime(config, services, metrics, closers=closers)
@@ -450,6 +456,11 @@ def _health(config: Config, metrics: ConnectorMetrics) -> Health:
         source = key_source(key) if key is not None else None
         if isinstance(source, TokenKeySource):
             health.add_check(f"token_{role}", _token_check(source.token))
+    if config.organisations:
+        from connector.daemon.organisations_wiring import token_sources
+
+        for name, token in token_sources(config):
+            health.add_check(name, _token_check(token.token))
     return health
 
 
@@ -504,5 +515,7 @@ def describe(runtime: Runtime) -> dict[str, Any]:
     services = runtime.services
     return {
         "agency": f"{services.agency.organ_id} ({services.agency.organ_name})",
+        **({"organisations": ", ".join(services.organisations.ids())}
+           if services.organisations is not None else {}),
         "metrics": runtime.metrics_server.url if runtime.metrics_server else "off",
     }

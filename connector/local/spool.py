@@ -75,6 +75,10 @@ REASON_SUFFIX = ".reason.json"
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
+# The delivery header naming the organisation a delivery is for (several organisations).
+ORGANISATION_HEADER = "organ-id"
+
+
 def safe_name(identifier: str, *, limit: int = 120) -> str:
     """A file name for an id: itself when already safe, else a readable form plus a hash."""
     cleaned = _SAFE.sub("_", identifier).lstrip(".") or "_"
@@ -424,12 +428,20 @@ class SpoolFolder:
     # -- Sink ------------------------------------------------------------------------------
 
     def deliver(self, delivery: LocalDelivery) -> None:
-        """Write ``inbound/<delivery id>/`` once, durably; a repeated id is a no-op."""
+        """Write ``inbound/<delivery id>/`` once, durably; a repeated id is a no-op. A delivery
+        naming the organisation it is for (header ``organ-id``, a connector serving several
+        organisations) goes to ``inbound/<OrganId>/<delivery id>/``."""
         name = safe_name(delivery.delivery_id)
-        final = self.inbound / name
-        partial = self.inbound / f".{name}.part"
+        inbound = self.inbound
+        organ_id = delivery.headers.get(ORGANISATION_HEADER)
+        if organ_id:
+            inbound = self.inbound / safe_name(organ_id)
+        final = inbound / name
+        partial = inbound / f".{name}.part"
         marker = self._ledger / name
         with self._deliver_lock, _folder_errors(f"cannot deliver {delivery.delivery_id}"):
+            if organ_id:
+                inbound.mkdir(exist_ok=True)
             state = marker.read_text("ascii").strip() if marker.exists() else ""
             if final.exists() or state == "done":
                 return
@@ -438,7 +450,7 @@ class SpoolFolder:
                 # not happened; if the folder is gone the agency already took it.
                 if partial.is_dir():
                     os.rename(partial, final)
-                    _fsync_dir(self.inbound)
+                    _fsync_dir(inbound)
                 _write_atomically(marker, b"done\n")
                 return
             if partial.exists():
@@ -453,12 +465,12 @@ class SpoolFolder:
                 shutil.rmtree(partial, ignore_errors=True)
                 raise PermanentError(
                     f"delivery {delivery.delivery_id}: a file of it cannot be written into "
-                    f"{self.inbound}: {exc.strerror or exc}",
+                    f"{inbound}: {exc.strerror or exc}",
                     reason="delivery_unwritable", stage="deliver") from None
             _fsync_dir(partial)
             _write_atomically(marker, b"prepared\n")
             os.rename(partial, final)
-            _fsync_dir(self.inbound)
+            _fsync_dir(inbound)
             _write_atomically(marker, b"done\n")
 
     def _write_delivery(self, folder: Path, delivery: LocalDelivery) -> dict[str, object]:
