@@ -107,8 +107,11 @@ def authenticate(services: Services, raw: bytes) -> Received:
 
 
 def _ours(services: Services) -> tuple[str, ...]:
-    """The OrganIds this connector receives for."""
-    return (services.agency.organ_id,)
+    """The OrganIds this connector receives for: its agency, and every organisation it serves
+    when it serves several (``services.organisations``, where configured)."""
+    registry = getattr(services, "organisations", None)
+    others = tuple(registry.ids()) if registry is not None else ()
+    return (services.agency.organ_id, *others)
 
 
 def receive(services: Services, item: PendingItem) -> None:
