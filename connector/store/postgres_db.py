@@ -262,6 +262,14 @@ class PostgresDatabase(SqlDatabase):
                     if row is not None and row[0]:
                         break
                 scope = session.execute("SELECT current_schema()").fetchone()
+                if self._instance:
+                    # Leases taken under the lost session's number that no other replica
+                    # took meanwhile are still this instance's: vouch for them again.
+                    session.execute(
+                        "UPDATE packages SET lease_instance = %s "
+                        "WHERE lease_instance = %s AND lease_owner IS NOT NULL",
+                        (instance, self._instance),
+                    )
             except BaseException:
                 session.close()
                 raise

@@ -178,6 +178,24 @@ def test_a_duty_given_up_or_lost_with_the_session_moves(
     assert not standby.try_hold_duty("resume")
 
 
+def test_a_replica_whose_session_was_cut_keeps_the_leases_nobody_took(
+    replica: Replica, pg_dsn: str, pg_schema: str
+) -> None:
+    cut, other = replica(), replica()
+    both = {ready(cut, "rec-1"), ready(cut, "rec-2")}
+    assert {p.id for p in cut.claim("cut", limit=2, lease_seconds=3600)} == both
+    assert cut._session is not None
+    sql(pg_dsn, pg_schema, "SELECT pg_terminate_backend(%s)", (cut._session.info.backend_pid,))
+    # While the session is gone its leases are free: the other replica takes one ...
+    eventually(lambda: bool(other.claim("other", limit=1)), "a takeover")
+    # ... and the cut replica, back with a new session, still holds the one nobody took.
+    eventually(
+        lambda: not cut.try_hold_duty("probe") and cut.try_hold_duty("probe"), "reconnection"
+    )
+    assert other.claim("other") == []
+    assert sorted(str(cut.get(package_id).lease_owner) for package_id in both) == ["cut", "other"]
+
+
 def test_a_killed_replica_process_loses_its_duty_and_leases(
     replica: Replica, pg_dsn: str, pg_schema: str
 ) -> None:
