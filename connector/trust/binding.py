@@ -123,13 +123,6 @@ class BindingRules:
            ) -> BindingRules:
         return cls(tuple(peers), organ_id_in_certificate)
 
-    def knows(self, organ_id: str) -> bool:
-        """Whether some rule could bind a certificate to ``organ_id``."""
-        peer = self._index.get(organ_id)
-        if peer is None:
-            return self.organ_id_in_certificate
-        return bool(peer.organ_id_in_certificate or peer.pinned_sha256 or peer.issued_names)
-
     def organisations_of(self, signer: SignerFacts) -> frozenset[str]:
         """Every OrganId the certificate is bound to (empty for personal certificates)."""
         if signer.kind is not SignerKind.ORGANISATION:
