@@ -100,13 +100,15 @@ _signers_lock = threading.Lock()
 
 def signer_for(identity: SigningIdentity) -> signers.Signer:
     """The (process-wide, reused) pyHanko signer of a loaded identity: pyHanko's PKCS#11
-    signer when the key is in a token (:mod:`pkcs11_pdf`), else :class:`CachedKeySigner`."""
+    signer when the key is in a token (:mod:`pkcs11_pdf`), else a :class:`CachedKeySigner`
+    that reuses its signing-certificate attribute and size estimate (:mod:`seal_signer`)."""
     from connector.trust.pkcs11_pdf import pdf_signer
+    from connector.trust.seal_signer import ReusingSigner
 
     with _signers_lock:
         entry = _signers.get(id(identity))
         if entry is None or entry[0] is not identity:
-            entry = (identity, pdf_signer(identity) or CachedKeySigner(identity))
+            entry = (identity, pdf_signer(identity) or ReusingSigner(identity))
             _signers[id(identity)] = entry
         return entry[1]
 
