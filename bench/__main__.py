@@ -16,6 +16,7 @@ MODULES = (
     "bench.bench_pdf",  # PDF seal and verification next to their primitives
     "bench.bench_pkcs11",  # seal and XML signature with a token key (SoftHSM2) next to a file key
     "bench.bench_hub",  # VXP client and emulator round trips
+    "bench.bench_store",  # tracking store per document, SQLite and PostgreSQL; 1-3 replicas
     "bench.bench_amqp",  # the AMQP adapter next to plain kombu (needs RabbitMQ)
     "bench.bench_e2e",  # A -> hub -> B throughput and latency (needs RabbitMQ)
 )
