@@ -31,6 +31,7 @@ from connector.edxml.xmlsafe import (
     DEFAULT_LIMITS,
     UnsafeXmlError,
     XmlLimits,
+    encoding_note,
     parse_untrusted,
     strip_stray_prefix,
 )
@@ -157,7 +158,10 @@ def check_package(data: bytes, limits: XmlLimits = DEFAULT_LIMITS) -> CheckResul
     except EdxmlError as exc:
         result.problems.extend(exc.problems)
         return result
-    _, stray = strip_stray_prefix(bytes(data))
+    note = encoding_note(bytes(data))
+    if note is not None:
+        result.warnings.append(Problem(note, line=1, reason="deviation"))
+    _, stray = strip_stray_prefix(bytes(data)) if note is None else (b"", 0)
     if stray and not bytes(data).startswith(b"\xef\xbb\xbf" + b"<"):
         result.warnings.append(
             Problem(

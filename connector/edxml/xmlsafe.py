@@ -2,8 +2,12 @@
 
 Refuses, quickly and with a clear message: documents over a size limit, any DOCTYPE (so no
 entity expansion of any kind: billion laughs, quadratic blow-up, external entities over
-file or http), nesting deeper than a limit, malformed or non-UTF-8 text. No network access,
-no XInclude, no DTD loading. Tolerates the stray bytes some peers put before ``<?xml``.
+file or http), nesting deeper than a limit, malformed text, bytes that are not in their declared
+encoding. No network access, no XInclude, no DTD loading. Tolerates the stray bytes some peers
+put before ``<?xml``, and the encodings other hubs' software declares: UTF-16 (with its byte
+order mark), ISO-8859-x and windows-125x are converted to UTF-8 before anything is checked
+(so a DOCTYPE cannot hide in them), and UTF-8 bytes labelled UTF-16 (what .NET's StringWriter
+writes) are read as UTF-8. ``source_encoding`` names what was converted, for a warning.
 
 It returns an lxml tree and must not interpret edXML: that is the parser's job.
 """
@@ -21,6 +25,15 @@ _XML_START = re.compile(rb"<[?!A-Za-z_]")
 _DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
 _ENCODING_DECL = re.compile(rb"^<\?xml[^>]*encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
 _MAX_STRAY_PREFIX = 64
+_UTF16_START = {b"\xff\xfe": "utf-16", b"\xfe\xff": "utf-16", b"<\x00?\x00": "utf-16-le",
+                b"\x00<\x00?": "utf-16-be"}
+# 8-bit encodings a peer may declare (Python's codec for each); anything else is refused.
+_EIGHT_BIT = re.compile(
+    r"^(?:iso-?8859-(\d{1,2})|latin-?1|(?:windows|cp)-?(125\d)|us-ascii|ascii)$"
+)
+_DECLARATION_ENCODING = re.compile(r"^(<\?xml[^>]*encoding\s*=\s*)([\"'])[^\"']*\2")
+_SIXTEEN_BIT_LABELS = frozenset({"utf-16", "utf16", "utf-16le", "utf-16be", "ucs-2", "unicode"})
+_DECLARATION_ENCODING_BYTES = re.compile(_DECLARATION_ENCODING.pattern.encode())
 
 
 @dataclass(frozen=True)
@@ -65,6 +78,66 @@ def strip_stray_prefix(data: bytes) -> tuple[bytes, int]:
     return data[match.start() :], match.start()
 
 
+def source_encoding(data: bytes) -> str | None:
+    """The encoding the document is converted from (a Python codec name), or None when it is
+    read as UTF-8 as it is; raises ``UnsafeXmlError`` for an encoding that is not read."""
+    for start, codec in _UTF16_START.items():
+        if data.startswith(start):
+            return codec
+    body, _ = strip_stray_prefix(data)
+    declared = _ENCODING_DECL.match(body[:4096])
+    if declared is None:
+        return None
+    label = declared.group(1).decode("ascii").lower().replace("_", "-")
+    if label in ("utf-8", "utf8") or label in _SIXTEEN_BIT_LABELS:
+        return None  # 8-bit bytes labelled UTF-16 can only be UTF-8 (checked below)
+    match = _EIGHT_BIT.match(label)
+    if match is None:
+        raise UnsafeXmlError(
+            f"declared encoding {declared.group(1).decode('ascii')!r} is not read (UTF-8, "
+            "UTF-16, ISO-8859-x and windows-125x are)",
+            reason="xml_encoding",
+        )
+    if match.group(1):
+        return f"iso8859-{match.group(1)}"
+    if match.group(2):
+        return f"cp{match.group(2)}"
+    return "latin-1" if "latin" in label else "ascii"
+
+
+def encoding_note(data: bytes) -> str | None:
+    """A warning for a document that was not plain UTF-8 (None when it was)."""
+    codec = source_encoding(data)
+    if codec is not None:
+        return f"encoding {codec} (QCVN 102 packages are UTF-8): converted to UTF-8"
+    declared = _ENCODING_DECL.match(strip_stray_prefix(data)[0][:4096])
+    if declared is None or declared.group(1).lower() in (b"utf-8", b"utf8"):
+        return None
+    label = declared.group(1).decode("ascii")
+    return f"encoding declared as {label}, but the bytes are UTF-8: read as UTF-8"
+
+
+def to_utf8(data: bytes) -> bytes:
+    """The document as UTF-8 (stray leading bytes dropped), its declaration saying so."""
+    codec = source_encoding(data)
+    if codec is None:
+        body = strip_stray_prefix(data)[0]
+        declared = _ENCODING_DECL.match(body[:4096])
+        if declared is None or declared.group(1).lower() in (b"utf-8", b"utf8"):
+            return body
+        return _DECLARATION_ENCODING_BYTES.sub(rb"\g<1>\g<2>UTF-8\g<2>", body, count=1)
+    try:
+        text = data.decode(codec)
+    except (UnicodeDecodeError, LookupError) as exc:
+        where = f" at offset {exc.start}" if isinstance(exc, UnicodeDecodeError) else ""
+        raise UnsafeXmlError(
+            f"bytes are not valid {codec}{where}", reason="xml_encoding"
+        ) from None
+    text = text.removeprefix("\ufeff")
+    text = _DECLARATION_ENCODING.sub(r"\g<1>\g<2>UTF-8\g<2>", text, count=1)
+    return text.encode("utf-8")
+
+
 def parse_untrusted(data: bytes, limits: XmlLimits = DEFAULT_LIMITS) -> etree._Element:
     """Parse untrusted bytes into an element tree, or raise ``UnsafeXmlError``."""
     if not isinstance(data, bytes | bytearray | memoryview):
@@ -77,7 +150,7 @@ def parse_untrusted(data: bytes, limits: XmlLimits = DEFAULT_LIMITS) -> etree._E
         )
     if not data.strip():
         raise UnsafeXmlError("document is empty", reason="xml_malformed")
-    body, _ = strip_stray_prefix(data)
+    body = to_utf8(data)
     head = body[:4096]
     doctype = _DOCTYPE.search(head) or _DOCTYPE.search(body)
     if doctype is not None:
@@ -87,12 +160,6 @@ def parse_untrusted(data: bytes, limits: XmlLimits = DEFAULT_LIMITS) -> etree._E
             "references are refused)",
             reason="xml_doctype_forbidden",
             line=line,
-        )
-    declared = _ENCODING_DECL.match(head)
-    if declared and declared.group(1).lower().replace(b"_", b"-") not in (b"utf-8", b"utf8"):
-        raise UnsafeXmlError(
-            f"declared encoding {declared.group(1).decode('ascii')!r} is not UTF-8; edXML is UTF-8",
-            reason="xml_encoding",
         )
     try:
         body.decode("utf-8")
