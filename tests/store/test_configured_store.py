@@ -1,4 +1,4 @@
-"""The ``store`` section (sqlite or postgres) and the operator reads on both databases."""
+"""The ``store`` section: sqlite or postgres, its problems named, the store it opens."""
 
 from __future__ import annotations
 
@@ -10,16 +10,10 @@ from pydantic import ValidationError
 from connector.config_schema import StoreConfig
 from connector.store import open_configured_store
 from connector.store.api import (
-    NewInbound,
-    NewOutbound,
-    PackageFacts,
-    PackageFilter,
     PlaintextCipherForTests,
 )
 from connector.store.postgres import PostgresStore
 from connector.store.sqlite import SqliteStore
-from connector.store.states import Direction, OutboundState, PackageKind, RecipientState
-from tests.store.conftest import FakeClock, Store
 
 KEY = {"at_rest_key_env": "CONNECTOR_AT_REST_KEY"}
 
@@ -65,44 +59,3 @@ def test_a_sqlite_store_opens_at_its_path(tmp_path: Path) -> None:
         assert isinstance(store, SqliteStore) and store.try_hold_duty("inbox:A")
     finally:
         store.close()
-
-
-def test_operator_reads_agree_on_both_databases(store: Store, clock: FakeClock) -> None:
-    facts = PackageFacts(document_id="A,2025/07/01,12/SNV-VP", sender="A", recipients=("B", "C"))
-    ready = store.add_outbound(
-        NewOutbound("rec-1", PackageKind.EDOC, OutboundState.READY, raw=b"<x/>", facts=facts)
-    ).package
-    store.add_outbound(
-        NewOutbound(
-            "rec-2",
-            PackageKind.EDOC,
-            OutboundState.READY,
-            raw=b"<y/>",
-            facts=PackageFacts(document_id="d2", sender="A", recipients=("B",), code="7%_/QĐ"),
-        )
-    )
-    store.add_inbound(NewInbound("hub-9", PackageKind.EDOC, b"<in/>", PackageFacts(sender="C")))
-    store.mark_sent(ready.id, "hub-1")
-    clock.advance(100)
-    store.apply_status(ready.id, "B", "03")
-
-    assert [p.key for p in store.search("hub-1")] == ["rec-1"]
-    assert [p.key for p in store.search("%_/")] == ["rec-2"]  # LIKE wildcards taken literally
-    assert store.search("7__") == [] and store.search("  ") == []
-    stuck = PackageFilter(
-        direction=Direction.OUTBOUND,
-        recipient_state=RecipientState.SENT,
-        unchanged_since=clock.now - 50,
-    )
-    assert [(p.key, p.hub_id) for p in store.find_matching(stuck)] == [("rec-1", "hub-1")]
-    # the longest unchanged first: the inbound package, then the one a status just moved
-    assert [p.hub_id for p in store.find_matching(PackageFilter(organ_id="C"))] == [
-        "hub-9",
-        "hub-1",
-    ]
-    backlog = {b.state: b.count for b in store.recipient_backlog()}
-    assert backlog == {
-        RecipientState.PENDING: 1,
-        RecipientState.SENT: 1,
-        RecipientState.ACCEPTED: 1,
-    }
