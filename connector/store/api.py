@@ -1,9 +1,10 @@
 """The tracking store's narrow interface: the values it returns and the ``TrackingStore`` protocol.
 
 The daemon, the metrics and the operator CLI talk only to :class:`TrackingStore`; SQLite
-(``connector.store.sqlite``) is the embedded implementation and a server database can follow
-behind the same protocol. Payloads (the raw package, the local record) are sealed by a
-:class:`PayloadCipher` before they reach the database. Times are POSIX seconds (UTC).
+(``connector.store.sqlite``) is the embedded implementation, PostgreSQL
+(``connector.store.postgres``) the one several replicas share. Payloads (the raw package,
+the local record) are sealed by a :class:`PayloadCipher` before they reach the database.
+Times are POSIX seconds (UTC).
 
 This module holds types only; it must not do I/O.
 """
