@@ -146,6 +146,15 @@ def _keys(c: _Collector) -> None:
         keys.append(("trust.xml_signer", config.trust.xml_signer))
     if config.encryption.decryption_key is not None:
         keys.append(("encryption.decryption_key", config.encryption.decryption_key))
+    for index, organisation in enumerate(config.organisations):  # several organisations
+        if organisation.organ_id != config.agency.organ_id:  # the agency's: trust.* above
+            for role in ("seal", "xml_signer", "decryption_key"):
+                key_config = getattr(organisation, role)
+                if key_config is not None:
+                    keys.append((f"organisations[{index}].{role}", key_config))
+    if config.organisations:
+        c.fact("organisations", ", ".join(f"{o.organ_id} ({o.name})"
+                                          for o in config.organisations))
     for where, key in keys:
         if c.reported(where):
             continue
@@ -229,6 +238,17 @@ def _hub(c: _Collector) -> None:
         c.add("hub.tls" if "TLS" in exc.message else "hub.endpoint", exc.message)
     except Exception as exc:  # an unexpected failure still belongs to this section
         c.add("hub", f"cannot set up the hub client: {type(exc).__name__}: {exc}")
+    for index, organisation in enumerate(c.config.organisations):  # their own accounts
+        if organisation.hub is None:
+            continue
+        where = f"organisations[{index}].hub"
+        c.fact(f"hub {organisation.organ_id}", f"account {organisation.hub.systemid or '-'}, "
+               f"secret from {organisation.hub.secret.describe()}")
+        try:
+            organisation.hub.secret.read()
+        except ConnectorError as exc:
+            c.add(f"{where}.secret_{'file' if organisation.hub.secret_file else 'env'}",
+                  exc.message)
 
 
 def _local(c: _Collector) -> None:

@@ -146,12 +146,23 @@ def _entry(role: str, name: str, key: str, path: Path, cert: x509.Certificate) -
     )
 
 
-def _own(config: Config) -> Iterator[tuple[str, str, KeyConfig]]:
-    yield "seal", "trust.seal", config.trust.seal
+def _own(config: Config) -> Iterator[tuple[str, str, str, KeyConfig]]:
+    """(role, name, configuration key, key) of our own identities; ``name`` is the OrganId of
+    an organisation's when the connector serves several (its agency's are ``trust.*``)."""
+    yield "seal", "", "trust.seal", config.trust.seal
     if config.trust.xml_signer is not None:
-        yield "xml_signer", "trust.xml_signer", config.trust.xml_signer
+        yield "xml_signer", "", "trust.xml_signer", config.trust.xml_signer
     if config.encryption.decryption_key is not None:
-        yield "encryption", "encryption.decryption_key", config.encryption.decryption_key
+        yield "encryption", "", "encryption.decryption_key", config.encryption.decryption_key
+    for index, organisation in enumerate(config.organisations):
+        if organisation.organ_id == config.agency.organ_id:
+            continue  # its keys are trust.seal, trust.xml_signer, encryption.decryption_key
+        where, name = f"organisations[{index}]", organisation.organ_id
+        yield "seal", name, f"{where}.seal", organisation.seal
+        if organisation.xml_signer is not None:
+            yield "xml_signer", name, f"{where}.xml_signer", organisation.xml_signer
+        if organisation.decryption_key is not None:
+            yield "encryption", name, f"{where}.decryption_key", organisation.decryption_key
 
 
 def peer_certificate_files(config: Config) -> dict[str, tuple[str, Path]]:
@@ -179,13 +190,13 @@ def inventory(config: Config) -> Inventory:
             return
         result.certificates.append(_entry(role, name, key, path, first))
 
-    for role, where, key_config in _own(config):
+    for role, name, where, key_config in _own(config):
         for index, chain in enumerate(key_config.chain):
             add_file("chain", chain.name, f"{where}.chain[{index}]", chain)
         if key_config.cert is not None:
-            add_file(role, "", f"{where}.cert", key_config.cert)
+            add_file(role, name, f"{where}.cert", key_config.cert)
         elif key_config.pkcs11 is not None and key_config.pkcs11.cert_file is not None:
-            add_file(role, "", f"{where}.pkcs11.cert_file", key_config.pkcs11.cert_file)
+            add_file(role, name, f"{where}.pkcs11.cert_file", key_config.pkcs11.cert_file)
         elif key_config.key is not None and key_config.key.suffix.lower() in (".p12", ".pfx"):
             _add_bundle(result, role, f"{where}.key", key_config.key, key_config)
     tls = config.hub.tls

@@ -17,13 +17,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     init = sub.add_parser("init", help="create a demo root, intermediate and agency keys in DIR")
     init.add_argument("directory", type=Path, metavar="DIR")
     init.add_argument("--force", action="store_true", help="replace an existing demo PKI in DIR")
+    init.add_argument("--province", action="store_true",
+                      help="two more organisations (config/connector-province.yaml)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from connector.trust.pki import create_demo_pki
+    from connector.trust.pki import DEMO_AGENCIES, PROVINCE_AGENCIES, create_demo_pki
 
+    agencies = PROVINCE_AGENCIES if getattr(args, "province", False) else DEMO_AGENCIES
     try:
-        pki = create_demo_pki(args.directory, force=args.force)
+        pki = create_demo_pki(args.directory, agencies, force=args.force)
     except ConfigurationError as exc:
         print(f"pki init: {exc.message}", file=sys.stderr)
         return 1

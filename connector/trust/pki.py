@@ -52,6 +52,15 @@ DEMO_AGENCIES: tuple[DemoAgency, ...] = (
     DemoAgency("000.00.32.H12", "Sở Tài chính tỉnh Cà Mau (demo)", ("Thị Bình", "Trần"), rsa=False),
 )
 
+# A provincial platform's organisations (config/connector-province.yaml): the demo pair and
+# two more units of the same province (``connector pki init DIR --province``).
+PROVINCE_AGENCIES: tuple[DemoAgency, ...] = (
+    *DEMO_AGENCIES,
+    DemoAgency("000.00.33.H12", "Sở Tư pháp tỉnh Cà Mau (demo)", ("Văn Cường", "Lê"), rsa=True),
+    DemoAgency("000.00.34.H12", "Sở Giáo dục và Đào tạo tỉnh Cà Mau (demo)", ("Thị Dung", "Phạm"),
+               rsa=False),
+)
+
 CRL_BASE_URL = "http://pki.demo.invalid/crl/"
 
 

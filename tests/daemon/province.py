@@ -31,8 +31,7 @@ from connector.trust.pdf_seal import sign_pdf
 from connector.trust.pkcs11_keys import forget_identities
 from connector.trust.pkcs11_softhsm import SoftHsm, softhsm_module
 from connector.trust.pki import (
-    DEMO_AGENCIES,
-    DemoAgency,
+    PROVINCE_AGENCIES,
     DemoPki,
     create_demo_pki,
     issue_seal_certificate,
@@ -46,14 +45,6 @@ OURS = (A_ID, C_ID, D_ID)
 TOKEN_LABEL = "seal-34"
 PIN = "2468-1357"
 PIN_ENV = "CONNECTOR_SEAL_PIN_34"
-
-PROVINCE_AGENCIES: tuple[DemoAgency, ...] = (
-    *DEMO_AGENCIES,
-    DemoAgency(C_ID, "Sở Tư pháp tỉnh Cà Mau (demo)", ("Văn Cường", "Lê"), rsa=True),
-    DemoAgency(D_ID, "Sở Giáo dục và Đào tạo tỉnh Cà Mau (demo)", ("Thị Dung", "Phạm"),
-               rsa=False),
-)
-
 
 def province_pki(directory: Path) -> DemoPki:
     return create_demo_pki(directory, PROVINCE_AGENCIES)
