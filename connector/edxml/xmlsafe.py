@@ -173,6 +173,9 @@ def parse_untrusted(data: bytes, limits: XmlLimits = DEFAULT_LIMITS) -> etree._E
     try:
         root = etree.fromstring(body, parser=_parser())
     except etree.XMLSyntaxError as exc:
+        from connector.edxml.problems import printable  # libxml2 quotes the input: escaped
+
+        exc.msg = printable(str(exc.msg), 300)
         error_line: int | None = exc.lineno if isinstance(exc.lineno, int) else None
         where = f"line {error_line}: " if error_line else ""
         if "Excessive depth" in str(exc.msg):
