@@ -31,6 +31,7 @@ from pyhanko.sign.validation.status import PdfSignatureStatus, SignatureCoverage
 
 from connector.errors import PermanentError
 from connector.timeutil import VN_TZ
+from connector.trust import pdf_fastparse
 from connector.trust.binding import SignerFacts
 from connector.trust.truststore import (
     Purpose,
@@ -41,6 +42,8 @@ from connector.trust.truststore import (
     organ_id_of,
     subject_of,
 )
+
+pdf_fastparse.install()  # signature /Contents read in blocks: pyHanko's results, less CPU
 
 _KEY_USAGE = KeyUsageConstraints(
     key_usage={"digital_signature", "non_repudiation"}, match_all_key_usages=False
