@@ -215,3 +215,28 @@ def test_established_sender_gets_a_02_in_our_words_only(
     for fragment in (ATTACKER_TEXT, "0909", "TK 0123"):
         assert fragment.encode() not in signed
     assert not world.b.deliveries(kind=None)
+
+
+@pytest.mark.parametrize(("xml", "answered"), [("seal:A", True), ("seal:C", False)])
+def test_a_refusal_resumed_after_a_crash_decides_the_02_again(
+    world: World, b: Runtime, kit: Kit, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    xml: str, answered: bool,
+) -> None:
+    hub = b.services.hub
+    real_ack = hub.acknowledge
+    crashed: list[str] = []
+
+    def crash_once(doc_id: str, ok: bool) -> None:
+        if not crashed:
+            crashed.append(doc_id)
+            raise RuntimeError("process killed between REJECTED and the answer")
+        real_ack(doc_id, ok)
+
+    monkeypatch.setattr(hub, "acknowledge", crash_once)
+    raw = packaged(kit, document("A", attachments=(pdf("1", kit.main_pdf("none")),)), xml)
+    package = _deliver_to_b(world, b, raw)
+    assert package.inbound_state is InboundState.REJECTED and crashed
+    inbound.resume(b.services)
+    (package,) = b.services.store.find(direction=Direction.INBOUND, limit=10)
+    assert package.inbound_state is InboundState.REJECTION_NOTIFIED
+    assert bool(status_notices(b)) is answered
