@@ -123,6 +123,12 @@ def _json(value: object) -> bytes:
         return json.dumps(value, ensure_ascii=True, indent=2, default=str).encode() + b"\n"
 
 
+def _text(name: str) -> str:
+    """A file name as text: bytes that are not UTF-8 (kept by Python as surrogates) shown as
+    U+FFFD, so ids, events and the store never meet an unencodable string."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 @contextlib.contextmanager
 def _folder_errors(what: str) -> Iterator[None]:
     try:
@@ -321,15 +327,22 @@ class SpoolFolder:
             if not isinstance(read, PermanentError):
                 info = read[1]
             suffix = Path(name).suffix
+            relative = str(path.relative_to(self.root))
+            if refusal is None and _text(relative) != relative:
+                refusal = PermanentError(
+                    f"record file {_text(relative)!r}: its name is not valid UTF-8; name "
+                    "records in UTF-8 (the name is the record id)",
+                    reason="record_name_invalid", stage="intake")
+                body = b""
             record = LocalRecord(
-                record_id=name[: -len(suffix)],
+                record_id=_text(name[: -len(suffix)]),
                 refusal=refusal,
                 body=body,
                 content_type=RECORD_TYPES[suffix.lower()],
-                mapping=mapping,
+                mapping=None if mapping is None else _text(mapping),
                 kind=kind,
-                source=str(path),
-                headers={"x-spool-file": str(path.relative_to(self.root))},
+                source=_text(str(path)),
+                headers={"x-spool-file": _text(relative)},
             )
             items.append(SpoolItem(self, path, record, (info.st_ino, info.st_mtime_ns)))
         return items

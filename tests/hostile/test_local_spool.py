@@ -324,3 +324,52 @@ def test_a_name_the_file_system_refuses_fails_that_delivery_only(
 def test_fitted_names_are_stable(name: str) -> None:
     once = fit_name(name)
     assert fit_name(once) == once  # the mapping's name and the spool's name are one file
+
+
+# ---------------------------------------------------------------------------- record names
+RECORD_NAMES: dict[str, bytes] = {
+    "longest": ("ư" * 125 + ".json").encode(),  # 255 bytes: the longest name there is
+    "control": b"rec\x1b[31m\x07\n.json",
+    "bidi": "rec\u202enosj.json".encode(),
+    "not-utf8": b"rec-\xff\xfe.json",
+    "latin1": "d\xe9cision.json".encode("latin-1"),
+    "leading-dash": b"-rf.json",
+    "spaces": b"  spaced  .json",
+    "reserved": b"CON.json",
+    "upper-suffix": b"UPPER.JSON",
+}
+
+
+@pytest.mark.parametrize("label", sorted(RECORD_NAMES))
+def test_odd_record_names_are_read_or_refused_once(spool: SpoolFolder, label: str) -> None:
+    raw = RECORD_NAMES[label]
+    if len(raw) > 255:
+        pytest.skip("longer than the file system allows: cannot exist")
+    path = os.fsencode(spool.outbound) + b"/" + raw
+    with open(path, "wb") as handle:
+        handle.write(b'{"id": "x"}')
+    os.utime(path, (OLD, OLD))
+    _good(spool)
+    items = spool.fetch(10, timeout=0)
+    assert len(items) == 2 and items[-1].record.record_id == "zz-good"
+    record = items[0].record
+    record.record_id.encode("utf-8")  # always encodable: ids reach the store and events
+    json.dumps({"id": record.record_id, **record.headers}).encode("utf-8")
+    if record.refusal is not None:
+        assert label in ("not-utf8", "latin1")
+        assert record.refusal.reason == "record_name_invalid"
+        items[0].dead_letter(record.refusal)
+        assert not os.path.lexists(path)
+    else:
+        items[0].ack()
+    items[1].release()
+    assert [i.record.record_id for i in spool.fetch(10, timeout=0)] == ["zz-good"]
+
+
+def test_a_spool_outage_is_reported_as_the_spool_not_the_broker() -> None:
+    from connector.metrics import ConnectorMetrics
+
+    metrics = ConnectorMetrics()
+    metrics.local_side = "spool"
+    metrics.set_component_up("broker", False)  # what the inbound stage reports today
+    assert metrics.components() == {"spool": False}
