@@ -13,6 +13,7 @@ from lxml import etree
 
 from connector.edxml.model import NS
 from connector.edxml.problems import EdxmlError, Problem
+from connector.edxml.reader import Reader
 from connector.edxml.xmlsafe import DEFAULT_LIMITS, XmlLimits, parse_untrusted
 
 
@@ -68,7 +69,10 @@ def peek_element(root: etree._Element) -> PackageSummary:
                 )
             ]
         )
-    from_id = _text(message, f"{_q('From')}/{_q('OrganId')}")
+    # Read exactly as the parser reads (first element of a name, either spelling): a router
+    # taking another duplicate than the receiver would route where the receiver never looked.
+    read = Reader()
+    from_id = read.text(read.child(message, "From"), "OrganId") or ""
     status_code = _text(message, _q("StatusCode")) or None
     problems: list[Problem] = []
     if not from_id:
@@ -81,8 +85,9 @@ def peek_element(root: etree._Element) -> PackageSummary:
             )
         )
     if status_code is not None:
-        document_id = _text(message, f"{_q('ResponseFor')}/{_q('DocumentId')}")
-        response_organ = _text(message, f"{_q('ResponseFor')}/{_q('OrganId')}") or None
+        response = read.child(message, "ResponseFor")
+        document_id = read.text(response, "DocumentId") or ""
+        response_organ = read.text(response, "OrganId")
         if not document_id:
             problems.append(
                 Problem(
@@ -103,9 +108,9 @@ def peek_element(root: etree._Element) -> PackageSummary:
             response_for_organ_id=response_organ,
         )
     to_ids = tuple(
-        (el.text or "").strip()
-        for el in message.findall(f"{_q('To')}/{_q('OrganId')}")
-        if (el.text or "").strip()
+        organ_id
+        for organ_id in (read.text(to, "OrganId") for to in read.children(message, "To"))
+        if organ_id
     )
     document_id = _text(message, _q("DocumentId"))
     if not to_ids:
@@ -133,10 +138,10 @@ def peek_element(root: etree._Element) -> PackageSummary:
     except ValueError:
         priority = 0
     business = 0
-    for spelling in ("BussinessDocType", "BusinessDocType"):
-        value = _text(header, f"{_q('TraceHeaderList')}/*/{_q(spelling)}")
-        if value.isascii() and value.isdigit():
-            business = int(value)
+    trace_list = read.child(header, "TraceHeaderList")
+    value = read.text(read.child(trace_list, "Bussiness"), "BussinessDocType") or ""
+    if value.isascii() and value.isdigit():
+        business = int(value)
     return PackageSummary(
         "edoc",
         from_id,

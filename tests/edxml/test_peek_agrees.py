@@ -1,0 +1,71 @@
+"""``peek`` (routing facts: the hub, the inbound store facts) and the parser (what is
+authenticated, checked for addressing and mapped back) read the same facts from every package
+the receive level accepts: generated from the deviation corpus, plus duplicated OrganIds
+inside one To/From and a second Bussiness in the other spelling (one reader taking the first,
+the other another one would let the hub route where the receiver never looked).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from connector.edxml import EdocPackage, StatusPackage, check_package, peek
+from tests.edxml.deviations import corpus
+
+Q = "{http://www.mic.gov.vn/TBT/QCVN_102_2016}"
+
+
+def _twisted(data: bytes) -> list[tuple[str, bytes]]:
+    text = data.decode("utf-8", errors="strict") if data[:3] != b"\xef\xbb\xbf" else ""
+    out = []
+    if "<edXML:To>" in text:
+        first_id = text.index("</edXML:OrganId>", text.index("<edXML:To>"))
+        out.append(("To with two OrganIds", (text[:first_id] + "</edXML:OrganId><edXML:OrganId>"
+                                              "EVIL.00.00.X99" + text[first_id:]).encode()))
+        out.append(("To whose first OrganId is empty", text.replace(
+            "<edXML:To>", "<edXML:To><edXML:OrganId/>", 1).encode()))
+    if "<edXML:From>" in text:
+        out.append(("From with two OrganIds", text.replace(
+            "<edXML:From>", "<edXML:From><edXML:OrganId>EVIL.00.00.X98</edXML:OrganId>", 1
+        ).encode()))
+    if "<edXML:BussinessDocType>" in text:
+        out.append(("second Business spelling", text.replace(
+            "</edXML:TraceHeaderList>", "<edXML:Business><edXML:BusinessDocType>1"
+            "</edXML:BusinessDocType></edXML:Business></edXML:TraceHeaderList>", 1).encode()))
+    return out
+
+
+def _cases() -> list[tuple[str, bytes]]:
+    cases = []
+    for case in corpus():
+        if case.expected.received:
+            cases.append((case.name, case.data))
+            if case.name.endswith(":crlf"):
+                cases += [(f"{case.name}:{name}", data) for name, data in _twisted(case.data)]
+    return cases
+
+
+CASES = _cases()
+
+
+@pytest.mark.parametrize(("name", "data"), CASES or [pytest.param("", b"", marks=pytest.mark.skip(
+    reason="no samples"))], ids=[c[0] for c in CASES] or None)
+def test_peek_reads_what_the_parser_reads(name: str, data: bytes) -> None:
+    result = check_package(data)
+    if not result.ok:
+        return  # a twisted case may be refused: then nobody routes on it
+    package = result.package
+    summary = peek(data)
+    assert summary.from_organ_id == package.from_.organ_id, name
+    if isinstance(package, EdocPackage):
+        assert summary.kind == "edoc"
+        assert summary.to_organ_ids == tuple(t.organ_id for t in package.to), name
+        assert summary.document_id == package.document_id, name
+        if package.business is not None:
+            assert summary.business_doc_type == int(package.business.business_doc_type), name
+    else:
+        assert isinstance(package, StatusPackage)
+        assert summary.kind == "status"
+        assert summary.document_id == package.response_for.document_id, name
+        assert summary.status_code == package.status_code.value, name
+        assert summary.response_for_organ_id == package.response_for.organ_id, name
