@@ -26,6 +26,7 @@ from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from connector.daemon.organisation_metrics import OrganisationCounters, OrganisationMetrics
 from connector.daemon.ports import Mapper, PackageSigning, PayloadCrypto, PdfStage, Services
 from connector.edxml.model import Organization, Package
 from connector.errors import ConnectorError, PermanentError, UnavailableError
@@ -62,6 +63,7 @@ class Organisations:
     """The organisations of a connector, by OrganId."""
 
     members: dict[str, Organisation]
+    counters: OrganisationCounters | None = None  # per-organisation metrics
     # Organisations whose keys are unavailable right now (a token out): their documents
     # wait in the store (ACCEPTED) and are prepared once the keys are back.
     waiting: dict[str, str] = field(default_factory=dict)
@@ -124,8 +126,15 @@ class _SharedPool(Executor):
 
 
 def scoped(services: Services, member: Organisation) -> Services:
-    """The services acting for one organisation (its keys, identity, mapping, hub account)."""
+    """The services acting for one organisation (its keys, identity, mapping, hub account,
+    and metrics counting under its OrganId)."""
     pool = _SharedPool(services)
+    metrics = services.metrics
+    if isinstance(metrics, OrganisationMetrics):
+        metrics = metrics.shared
+    registry = services.organisations
+    if registry is not None and registry.counters is not None:
+        metrics = OrganisationMetrics(metrics, registry.counters, member.organ_id)
     return dataclasses.replace(
         services,
         agency=member.agency,
@@ -136,7 +145,7 @@ def scoped(services: Services, member: Organisation) -> Services:
         hub=member.hub,
         pool=pool,
         pool_factory=pool.rebuild,
-        worker_id=services.worker_id,
+        metrics=metrics,
     )
 
 
@@ -213,6 +222,22 @@ def scope_delivery(services: Services, recipient: str) -> Services:
             stage="receive",
         )
     return scoped(services, member)
+
+
+def for_record(services: Services, record: LocalRecord) -> Services:
+    """The services of the organisation a record names, if it names one we serve (else the
+    services unchanged): for counting its refusal under that organisation."""
+    registry = services.organisations
+    organ_id, _ = record_hint(record)
+    member = registry.get(organ_id) if registry is not None and organ_id else None
+    return services if member is None else scoped(services, member)
+
+
+def sending(services: Services, organ_id: str) -> Services:
+    """The sender: the services of a package's From (its hub account, its metrics)."""
+    registry = services.organisations
+    member = registry.get(organ_id) if registry is not None else None
+    return services if member is None else scoped(services, member)
 
 
 def inboxes(services: Services) -> Iterator[tuple[Services, tuple[str, ...]]]:

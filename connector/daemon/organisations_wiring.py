@@ -18,6 +18,7 @@ from pathlib import Path
 from connector.config_schema import Config, OrganisationConfig
 from connector.daemon import wiring
 from connector.daemon.adapters import MappingAdapter, PdfAdapter, SignerAdapter
+from connector.daemon.organisation_metrics import OrganisationCounters
 from connector.daemon.organisations import Organisation, Organisations
 from connector.edxml.model import Organization
 from connector.errors import ConfigurationError
@@ -120,7 +121,8 @@ def build_organisations(
             hub=hub,
             account=account,
         )
-    return Organisations(members)
+    counters = OrganisationCounters(metrics.registry, members)
+    return Organisations(members, counters=counters)
 
 
 def token_sources(config: Config) -> list[tuple[str, TokenKeySource]]:

@@ -225,8 +225,8 @@ def handle(services: Services, item: IntakeItem) -> None:
         return
     services.fault("before_store_ready")
     ready = services.store.mark_ready(package.id, raw, facts)
-    if kind is PackageKind.EDOC:
-        services.metrics.document("outbound", "accepted")
+    if kind is PackageKind.EDOC:  # several organisations: counted under its From too
+        organisations.sending(services, facts.sender).metrics.document("outbound", "accepted")
     services.fault("after_store_ready")
     item.ack()
     emit(
@@ -276,7 +276,7 @@ def resume_waiting(services: Services) -> int:
             continue
         ready += 1
         if package.kind is PackageKind.EDOC:
-            services.metrics.document("outbound", "accepted")
+            organisations.sending(services, facts.sender).metrics.document("outbound", "accepted")
         emit(services, "outbound.ready", prepared, recipients=list(facts.recipients),
              priority=facts.priority)
     for organ_id in list(registry.waiting):
@@ -289,8 +289,9 @@ def resume_waiting(services: Services) -> int:
 def refuse(services: Services, item: IntakeItem, package_id: int, exc: PermanentError) -> None:
     """Refuse a record for good: REFUSED in the store, dead-lettered with the reason."""
     refused = services.store.mark_refused(package_id, ErrorInfo.of(exc))
-    services.metrics.refused_record(exc.reason)
-    services.metrics.document("outbound", "refused")
+    counted = organisations.for_record(services, item.record)  # under the organisation named
+    counted.metrics.refused_record(exc.reason)
+    counted.metrics.document("outbound", "refused")
     log.warning(
         "record %s refused (%s at %s): %s",
         item.record.record_id,

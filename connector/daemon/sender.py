@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 
+from connector.daemon import organisations
 from connector.daemon.events import emit, error_fields, flush
 from connector.daemon.lifecycle import sleep_until
 from connector.daemon.ports import Services
@@ -40,13 +41,12 @@ def send_one(services: Services, package: TrackedPackage, hub_backoff: Dependenc
         emit(services, "outbound.failed", failed, **error_fields(error))
         return True
     recipients = [r.organ_id for r in services.store.recipients(package.id)]
-    hub = services.hub  # several organisations: the hub account of the package's From
-    if services.organisations is not None:
-        hub = services.organisations.hub_for(package.sender) or hub
+    # Several organisations: the package's From sends (its hub account, its metrics).
+    services = organisations.sending(services, package.sender)
     started = time.perf_counter()
     try:
         services.fault("before_send")
-        hub_id = hub.send(
+        hub_id = services.hub.send(
             raw,
             message_type=package.kind.value,
             sender=package.sender,

@@ -90,7 +90,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "recipient's state",
     )
     listing.add_argument(
-        "--organ", metavar="ORGANID", help="to this recipient (or, inbound, from this sender)"
+        "--organ", metavar="ORGANID", help="to this recipient (or, inbound, from this sender); "
+        "one of the organisations we serve: its packages, sent by it or delivered to it"
     )
     listing.add_argument("--limit", type=int, default=50, help="at most N packages (50)")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")

@@ -185,6 +185,29 @@ def test_each_organisation_sends_through_its_own_hub_account(province: Any, pki:
     assert province_world.hub is not None
     accounts = {p.sender: p.systemid for p in province_world.hub.store.packages()}
     assert accounts == {A_ID: "vxp.agency-a", C_ID: "vxp.org-33", D_ID: "vxp.org-34"}
+    registry = province.metrics.registry
+    for organ_id in OURS:  # the organ label: each organisation's documents under its OrganId
+        for outcome in ("accepted", "sent"):
+            labels = {"organ": organ_id, "direction": "outbound", "outcome": outcome}
+            assert registry.get_sample_value(
+                "connector_organisation_documents_total", labels) == 1, labels
+    assert registry.get_sample_value(
+        "connector_documents_total", {"direction": "outbound", "outcome": "sent"}) == 3
+
+
+def test_refusals_are_counted_under_the_organisation_named(province: Any,
+                                                           pki: DemoPki) -> None:  # noqa: F811
+    services = province.services
+    secret = org_record(pki, C_ID, "s-1", [B_ID], 810)
+    secret["do_mat"] = "Mật"
+    item = ListItem(local_record(secret, headers={organisations.RECORD_HEADER: C_ID}))
+    _handle(services, item)
+    assert item.settled == "dead_letter"
+    assert item.error is not None
+    value = province.metrics.registry.get_sample_value(
+        "connector_organisation_refused_records_total",
+        {"organ": C_ID, "reason": item.error.reason})
+    assert value == 1
 
 
 def test_inboxes_are_one_per_hub_account(province: Any) -> None:

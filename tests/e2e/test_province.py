@@ -22,11 +22,13 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from lxml import etree
 from pyhanko.pdf_utils.reader import PdfFileReader
 
+from connector.cli import main
 from connector.config import load_config
 from connector.daemon import inbound, organisations, outbound, sender, wiring
 from connector.daemon.retry import DependencyBackoff
@@ -111,7 +113,8 @@ def _check_pdf(data: bytes, expected: x509.Certificate, organ_id: str, trust: Tr
 
 
 def test_three_organisations_exchange_with_b(province_world: World, pki: DemoPki,  # noqa: F811
-                                             hsm: SoftHsm, tmp_path: Path) -> None:  # noqa: F811
+                                             hsm: SoftHsm, tmp_path: Path,  # noqa: F811
+                                             capsys: pytest.CaptureFixture[str]) -> None:
     world = province_world
     config = load_config(province_config(world, tmp_path / "p.yaml", hsm.module),
                          environ=world.env)
@@ -181,6 +184,14 @@ def test_three_organisations_exchange_with_b(province_world: World, pki: DemoPki
                           if p.key == "b-2")
         reached = {r.organ_id: r.state for r in b.services.store.recipients(b_document.id)}
         assert reached == {C_ID: RecipientState.ARRIVED, D_ID: RecipientState.ARRIVED}
+
+        # `connector messages list --organ`: one organisation's packages, both directions.
+        assert main(["messages", "--store", str(world.a.spool.parent / "store.sqlite"),
+                     "list", "--organ", C_ID, "--json"]) == 0
+        listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        mine = {(p["direction"], p["kind"]) for p in listed}
+        assert mine == {("out", "edoc"), ("in", "edoc"), ("in", "status"), ("out", "status")}
+        assert all(p["sender"] == C_ID for p in listed if p["direction"] == "out")
     finally:
         b.close()
         ours.close()
