@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 
-from connector.errors import ConfigurationError
+from connector.errors import ConfigurationError, UnavailableError
 from connector.logsetup import LOG_FORMATS, LOG_LEVELS, setup_logging
 
 log = logging.getLogger("connector.run")
@@ -44,6 +44,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"connector run: {exc.message}", file=sys.stderr)
         log.error("connector stopped (exit 2): cannot start: %s", exc.message.splitlines()[0])
         return 2
+    except UnavailableError as exc:  # e.g. the PostgreSQL store is down: start again later
+        print(f"connector run: {exc.message}", file=sys.stderr)
+        log.error("connector stopped (exit 75): a dependency is down: %s", exc.message)
+        return 75
     code = runner.run(runtime)
     log.info("connector stopped (exit %d)", code)
     return code
