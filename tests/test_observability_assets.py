@@ -45,6 +45,11 @@ def exported_names() -> set[str]:
     metrics.use_trust_source(
         lambda: TrustSnapshot((("trust_anchor", "root.pem", 2e9),), (("root.crl", 2e9),))
     )
+    # A connector serving several organisations adds its per-organisation counters.
+    from connector.daemon.organisation_metrics import OrganisationCounters
+
+    counters = OrganisationCounters(metrics.registry, ["000.00.31.H12"])
+    counters.refused_record("000.00.31.H12", "secret_document")
     names: set[str] = set()
     for family in text_string_to_metric_families(metrics.render().decode()):
         names.update(sample.name for sample in family.samples)
