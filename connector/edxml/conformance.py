@@ -144,9 +144,12 @@ class _Pass:
         local = qname.localname
         if qname.namespace == XMLDSIG_NS and decl.any_namespace == XMLDSIG_NS:
             return child
-        if qname.namespace not in (NS, None):
-            self.warn(child, f"{path}/{local}", local,
-                      f"element {local} in foreign namespace {qname.namespace} ignored")
+        if qname.namespace != NS:
+            # Ignored, as the parser ignores it: a reader that took it for QCVN's would read
+            # another From, To or DocumentId than the one authenticated and routed on.
+            where = (f"in foreign namespace {qname.namespace}" if qname.namespace
+                     else f"without a namespace (QCVN's is {NS})")
+            self.warn(child, f"{path}/{local}", local, f"element {local} {where} ignored")
             parent.remove(child)
             return None
         canonical = _CANONICAL.get(local, local)
@@ -155,13 +158,9 @@ class _Pass:
                       f"unknown element {local} (not in QCVN 102) ignored")
             parent.remove(child)
             return None
-        if qname.namespace is None:
-            self.warn(child, f"{path}/{local}", local,
-                      f"element {local} has no namespace (QCVN's is {NS}): read as QCVN's")
         if canonical != local:
             self.warn(child, f"{path}/{local}", local,
                       f"element spelled {local}; QCVN spells it {canonical}")
-        if qname.namespace is None or canonical != local:
             child.tag = _NS_BRACED + canonical
         return child
 

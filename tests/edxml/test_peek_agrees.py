@@ -10,7 +10,9 @@ from __future__ import annotations
 import pytest
 
 from connector.edxml import EdocPackage, StatusPackage, check_package, peek
+from connector.edxml.xmlsafe import strip_stray_prefix
 from tests.edxml.deviations import corpus
+from tests.samples import sample_paths
 
 Q = "{http://www.mic.gov.vn/TBT/QCVN_102_2016}"
 
@@ -69,3 +71,44 @@ def test_peek_reads_what_the_parser_reads(name: str, data: bytes) -> None:
         assert summary.document_id == package.response_for.document_id, name
         assert summary.status_code == package.status_code.value, name
         assert summary.response_for_organ_id == package.response_for.organ_id, name
+
+
+def _shadowed(text: str, name: str, namespace: str) -> bytes:
+    """A copy of the first ``name`` element moved to another namespace (none, or a foreign
+    one), with other OrganIds and DocumentIds, put before it: a shadow that one reader might
+    take for QCVN's."""
+    start = text.index(f"<edXML:{name}>")
+    end = text.index(f"</edXML:{name}>", start) + len(f"</edXML:{name}>")
+    prefix = "s:" if namespace else ""
+    shadow = text[start:end].replace("edXML:", prefix)
+    shadow = shadow.replace(f"<{prefix}{name}>",
+                            f'<{prefix}{name} xmlns{":s" if namespace else ""}="{namespace}">', 1)
+    for field in ("OrganId", "DocumentId"):
+        shadow = shadow.replace(f"<{prefix}{field}>", f"<{prefix}{field}>SHADOW.")
+    if name == "DocumentId":
+        shadow = shadow.replace('">', '">SHADOW.', 1)
+    return (text[:start] + shadow + text[start:]).encode()
+
+
+SHADOWED = ("From", "To", "DocumentId", "ResponseFor")
+
+
+@pytest.mark.parametrize("namespace", ["", "urn:example:hub"])
+@pytest.mark.parametrize("name", SHADOWED)
+def test_an_element_outside_the_qcvn_namespace_shadows_nothing(name: str, namespace: str) -> None:
+    checked = 0
+    for path in sample_paths():
+        text = strip_stray_prefix(path.read_bytes())[0].decode()
+        original = check_package(text.encode())
+        if f"<edXML:{name}>" not in text or not original.ok:
+            continue
+        data = _shadowed(text, name, namespace)
+        result = check_package(data)
+        assert result.ok, [str(p) for p in result.problems]
+        assert result.package == original.package
+        assert "SHADOW" not in repr(peek(data))
+        assert any(w.element == name and "ignored" in w.message for w in result.warnings), [
+            str(w) for w in result.warnings]
+        checked += 1
+    if not checked and sample_paths():
+        pytest.fail(f"no sample has {name}")
