@@ -128,6 +128,19 @@ def inbound_key(sender: str, document_id: str, kind: PackageKind, content_hash: 
 
 
 @dataclass(frozen=True)
+class SealUse:
+    """A sealed main document as first accepted for one of our organisations: the sender and
+    DocumentId a later package carrying the same seal (same signed digest) must also carry.
+    Lets the daemon recognise a genuine seal lifted into forged or repeated metadata."""
+
+    receiver: str  # our OrganId the document was addressed to
+    digest: str  # "<algorithm>:<hex>" of the seal's signed byte ranges
+    sender: str
+    document_id: str
+    package_id: int
+
+
+@dataclass(frozen=True)
 class TrackedPackage:
     id: int
     direction: Direction
@@ -311,6 +324,11 @@ class TrackingStore(Protocol):
     def add_inbound(self, new: NewInbound) -> Added: ...
 
     def find_inbound_by_hub_id(self, hub_id: str) -> TrackedPackage | None: ...
+
+    def remember_seal(self, use: SealUse) -> SealUse:
+        """Record ``use`` unless its (receiver, digest) is known; return the first use of
+        that seal (``use`` itself when it is new). Atomic across replicas."""
+        ...
 
     # -- both -----------------------------------------------------------------------------
     def transition(

@@ -90,6 +90,20 @@ CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON events
     FOR EACH ROW EXECUTE FUNCTION events_append_only();
 """,
     ),
+    (
+        2,  # the inbound seal index (TrackingStore.remember_seal)
+        """
+CREATE TABLE seals (
+    receiver    TEXT COLLATE "C" NOT NULL,
+    digest      TEXT COLLATE "C" NOT NULL,
+    sender      TEXT COLLATE "C" NOT NULL,
+    document_id TEXT COLLATE "C" NOT NULL,
+    package_id  BIGINT NOT NULL REFERENCES packages (id),
+    first_at    DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (receiver, digest)
+);
+""",
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

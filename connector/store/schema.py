@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from connector.store.api import ErrorInfo, Event, Recipient, TrackedPackage
 from connector.store.states import Direction, PackageKind, RecipientState, parse_state
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: seals (the inbound seal index)
 
 DDL = """
 CREATE TABLE IF NOT EXISTS packages (
@@ -82,6 +82,16 @@ CREATE TRIGGER IF NOT EXISTS events_append_only_update BEFORE UPDATE ON events
     BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS events_append_only_delete BEFORE DELETE ON events
     BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+
+CREATE TABLE IF NOT EXISTS seals (
+    receiver    TEXT    NOT NULL,
+    digest      TEXT    NOT NULL,
+    sender      TEXT    NOT NULL,
+    document_id TEXT    NOT NULL,
+    package_id  INTEGER NOT NULL REFERENCES packages (id),
+    first_at    REAL    NOT NULL,
+    PRIMARY KEY (receiver, digest)
+);
 """
 
 

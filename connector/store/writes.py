@@ -16,6 +16,7 @@ from connector.store.api import (
     AddOutcome,
     ErrorInfo,
     NewInbound,
+    SealUse,
     StatusOutcome,
     TrackedPackage,
 )
@@ -223,3 +224,19 @@ class StoreWrites(OutboundWrites):
         with self._write("add event") as conn:
             package = self._locked(conn, package_id)
             self._event(conn, package_id, event, package.state.value, detail)
+
+    def remember_seal(self, use: SealUse) -> SealUse:
+        with self._write("remember a seal") as conn:
+            conn.execute(
+                "INSERT INTO seals (receiver, digest, sender, document_id, package_id, first_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (receiver, digest) DO NOTHING",
+                (use.receiver, use.digest, use.sender, use.document_id, use.package_id,
+                 self._clock()),
+            )
+            row = conn.execute(
+                "SELECT sender, document_id, package_id FROM seals "
+                "WHERE receiver = ? AND digest = ?",
+                (use.receiver, use.digest),
+            ).fetchone()
+        return SealUse(use.receiver, use.digest, str(row["sender"]), str(row["document_id"]),
+                       int(row["package_id"]))

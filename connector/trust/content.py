@@ -58,6 +58,7 @@ class AttachmentCheck:
     signers: tuple[str, ...] = ()  # "personal: CN" / "organisation: CN"
     reason: str | None = None  # stable code of the first failure
     problem: str | None = None
+    seal_digests: tuple[str, ...] = ()  # signed digests of the valid seals (replay index)
 
 
 @dataclass(frozen=True)
@@ -144,12 +145,14 @@ def _check_one(item: Attachment, role: Role | None, trust: TrustStore, policy: P
     except PermanentError as exc:
         return AttachmentCheck(cid, item.name, str(role), f"{cid}: {exc.message}",
                                reason=exc.reason, problem=exc.message)
-    seals = tuple(s.facts for s in report.valid_of(SignerKind.ORGANISATION) if s.facts)
+    valid_seals = report.valid_of(SignerKind.ORGANISATION)
+    seals = tuple(s.facts for s in valid_seals if s.facts)
+    digests = tuple(s.signed_digest for s in valid_seals if s.signed_digest)
     signers = tuple(f"{s.kind}: {_common_name(s.signer)}" for s in report.signatures)
     return AttachmentCheck(
         cid, item.name, str(role),
         f"{item.name}: {len(report.signatures)} valid signature(s) ({', '.join(signers)}) "
-        f"as {role}", seals, signers,
+        f"as {role}", seals, signers, seal_digests=digests,
     )
 
 

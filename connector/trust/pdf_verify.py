@@ -68,6 +68,10 @@ class SignatureReport:
     reason: str | None = None
     problem: str | None = None
     facts: SignerFacts | None = None  # for sender binding (connector.trust.binding)
+    # "<algorithm>:<hex>" of the signed byte ranges (what the signature's messageDigest
+    # vouches for): the same for every copy of one signing act, whatever wraps it; the
+    # inbound seal index recognises a sealed document lifted into another package by it.
+    signed_digest: str | None = None
 
     @property
     def total_document(self) -> bool:
@@ -179,7 +183,14 @@ def _report(embedded: EmbeddedPdfSignature, trust: TrustStore) -> SignatureRepor
         reason=reason,
         problem=problem,
         facts=SignerFacts.of(signer) if signer else None,
+        signed_digest=_signed_digest(embedded) if status.intact else None,
     )
+
+
+def _signed_digest(embedded: EmbeddedPdfSignature) -> str:
+    """The byte-range digest (cached by pyHanko from the integrity check, not recomputed)."""
+    algorithm = embedded.external_md_algorithm
+    return f"{algorithm}:{embedded.compute_digest(algorithm).hex()}"
 
 
 def verify_pdf(data: bytes, trust: TrustStore) -> PdfReport:
