@@ -37,108 +37,54 @@ one item (a record too large or not a regular file, an attachment name the file 
 cannot store, a reason file that cannot be written under the record's name) is that item's
 failure (``PermanentError`` or a refusal), never an outage: it never blocks the items behind
 it. Received file names are fitted to the file system (``filenames.fit_names``); the
-``delivery.json`` list keeps each original name beside the file really written. This module
-must not interpret record contents.
+``delivery.json`` list keeps each original name beside the file really written. The
+``Sink`` half (``inbound/``, ``events/``) is ``spool_sink.SpoolSink``; this module is the
+``Intake`` half and the folder as a whole. It must not interpret record contents.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import errno
 import fcntl
-import hashlib
 import itertools
-import json
 import logging
 import os
-import re
 import shutil
 import threading
 import time
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from connector.config_schema import SpoolConfig
-from connector.errors import ConfigurationError, ConnectorError, PermanentError, UnavailableError
-from connector.local.base import LocalDelivery, LocalEvent, LocalRecord, RecordKind, RecordLimits
-from connector.local.filenames import DELIVERY_RESERVED, fit_name, fit_names, fits
+from connector.errors import ConfigurationError, ConnectorError, PermanentError
+from connector.local.base import LocalRecord, RecordKind, RecordLimits
+from connector.local.filenames import fit_name, fits
 from connector.local.spool_files import item_fault, read_record
-from connector.timeutil import VN_TZ, now_vn
+from connector.local.spool_sink import (
+    ORGANISATION_HEADER,
+    SpoolSink,
+    folder_errors,
+    fsync_dir,
+    json_bytes,
+    safe_name,
+)
+from connector.local.spool_sink import write_atomically as _write_atomically
+from connector.timeutil import now_vn
+
+__all__ = ["ORGANISATION_HEADER", "REASON_SUFFIX", "SpoolFolder", "SpoolItem", "safe_name"]
 
 log = logging.getLogger(__name__)
 
 RECORD_TYPES = {".json": "application/json", ".xml": "application/xml"}
 IGNORED_SUFFIXES = (".tmp", ".part", ".partial", "~", ".reason.json")
 REASON_SUFFIX = ".reason.json"
-_SAFE = re.compile(r"[^A-Za-z0-9._-]")
-
-
-# The delivery header naming the organisation a delivery is for (several organisations).
-ORGANISATION_HEADER = "organ-id"
-
-
-def safe_name(identifier: str, *, limit: int = 120) -> str:
-    """A file name for an id: itself when already safe, else a readable form plus a hash."""
-    cleaned = _SAFE.sub("_", identifier).lstrip(".") or "_"
-    if cleaned == identifier and len(cleaned) <= limit:
-        return cleaned
-    digest = hashlib.sha256(identifier.encode("utf-8")).hexdigest()[:12]
-    return f"{cleaned[: limit - 13]}-{digest}"
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_file(path: Path, data: bytes) -> None:
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write beside ``path`` under a hidden temporary name, fsync, rename, fsync the folder."""
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        _write_file(temporary, data)
-        os.replace(temporary, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
-    _fsync_dir(path.parent)
-
-
-def _json(value: object) -> bytes:
-    try:
-        text = json.dumps(value, ensure_ascii=False, indent=2, default=str)
-        return text.encode("utf-8") + b"\n"
-    except UnicodeEncodeError:  # a lone surrogate in a sender's name: escaped, still JSON
-        return json.dumps(value, ensure_ascii=True, indent=2, default=str).encode() + b"\n"
 
 
 def _text(name: str) -> str:
     """A file name as text: bytes that are not UTF-8 (kept by Python as surrogates) shown as
     U+FFFD, so ids, events and the store never meet an unencodable string."""
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
-@contextlib.contextmanager
-def _folder_errors(what: str) -> Iterator[None]:
-    try:
-        yield
-    except OSError as exc:
-        raise UnavailableError(
-            f"spool: {what}: {exc.strerror or exc} ({exc.filename or ''})".rstrip(" ()"),
-            reason="spool_unavailable",
-            stage="local",
-        ) from exc
 
 
 class SpoolItem:
@@ -171,7 +117,7 @@ class SpoolItem:
             self._settled = True
 
 
-class SpoolFolder:
+class SpoolFolder(SpoolSink):
     """``Intake`` and ``Sink`` over a spool root. One connector per root (a lock file says so)."""
 
     def __init__(
@@ -278,7 +224,7 @@ class SpoolFolder:
             (self.outbound, RecordKind.RECORD),
             (self.commands, RecordKind.COMMAND),
         ):
-            with _folder_errors(f"cannot list {folder}"):
+            with folder_errors(f"cannot list {folder}"):
                 top = list(os.scandir(folder))
             # Top-level folders are mapping folders; anything else with a record suffix
             # (a FIFO, a device, a link, a nested folder) is refused like a bad record.
@@ -353,7 +299,7 @@ class SpoolFolder:
 
     def _ack(self, item: SpoolItem) -> None:
         try:
-            with _folder_errors(f"cannot remove {item.path}"):
+            with folder_errors(f"cannot remove {item.path}"):
                 try:
                     info = item.path.stat()
                 except FileNotFoundError:
@@ -361,7 +307,7 @@ class SpoolFolder:
                 if (info.st_ino, info.st_mtime_ns) != item._stamp:
                     return  # replaced by a newer file under the same name: read that one next
                 item.path.unlink(missing_ok=True)
-                _fsync_dir(item.path.parent)
+                fsync_dir(item.path.parent)
         finally:
             self._forget(item.path)
 
@@ -379,7 +325,7 @@ class SpoolFolder:
             "replay": f"fix the record, then: mv {target} {item.path} (and delete this file)",
         }
         try:
-            with _folder_errors(f"cannot move {item.path} to {target}"):
+            with folder_errors(f"cannot move {item.path} to {target}"):
                 target.parent.mkdir(parents=True, exist_ok=True)
                 try:
                     self._move_to_failed(item, target, reason)
@@ -403,7 +349,7 @@ class SpoolFolder:
         reason_file = target.name + REASON_SUFFIX
         if not fits(reason_file):
             reason_file = fit_name(target.name, max_bytes=200) + REASON_SUFFIX
-        _write_atomically(target.with_name(reason_file), _json(reason))
+        _write_atomically(target.with_name(reason_file), json_bytes(reason))
         try:
             os.replace(item.path, target)  # a FIFO, device or link is renamed, never opened
         except FileNotFoundError:
@@ -413,8 +359,8 @@ class SpoolFolder:
                 raise
             shutil.copy2(item.path, target, follow_symlinks=False)  # failed/ elsewhere
             item.path.unlink()
-        _fsync_dir(target.parent)
-        _fsync_dir(item.path.parent)
+        fsync_dir(target.parent)
+        fsync_dir(item.path.parent)
 
     def _set_aside(self, item: SpoolItem, exc: OSError) -> None:
         """Neither the record nor its reason can be written into failed/: remember it, so it
@@ -431,116 +377,9 @@ class SpoolFolder:
             source = self.failed / source
         relative = source.relative_to(self.failed)
         target = self.root / relative
-        with _folder_errors(f"cannot replay {source}"):
+        with folder_errors(f"cannot replay {source}"):
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(source, target)
             source.with_name(source.name + REASON_SUFFIX).unlink(missing_ok=True)
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
         return target
-
-    # -- Sink ------------------------------------------------------------------------------
-
-    def deliver(self, delivery: LocalDelivery) -> None:
-        """Write ``inbound/<delivery id>/`` once, durably; a repeated id is a no-op. A delivery
-        naming the organisation it is for (header ``organ-id``, a connector serving several
-        organisations) goes to ``inbound/<OrganId>/<delivery id>/``."""
-        name = safe_name(delivery.delivery_id)
-        inbound = self.inbound
-        organ_id = delivery.headers.get(ORGANISATION_HEADER)
-        if organ_id:
-            inbound = self.inbound / safe_name(organ_id)
-        final = inbound / name
-        partial = inbound / f".{name}.part"
-        marker = self._ledger / name
-        with self._deliver_lock, _folder_errors(f"cannot deliver {delivery.delivery_id}"):
-            if organ_id:
-                inbound.mkdir(exist_ok=True)
-            state = marker.read_text("ascii").strip() if marker.exists() else ""
-            if final.exists() or state == "done":
-                return
-            if state == "prepared":
-                # A crash came after the folder was complete: finish the rename if it has
-                # not happened; if the folder is gone the agency already took it.
-                if partial.is_dir():
-                    os.rename(partial, final)
-                    _fsync_dir(inbound)
-                _write_atomically(marker, b"done\n")
-                return
-            if partial.exists():
-                shutil.rmtree(partial)  # an interrupted write never became visible
-            partial.mkdir()
-            try:
-                manifest = self._write_delivery(partial, delivery)
-                _write_file(partial / "delivery.json", _json(manifest))
-            except OSError as exc:
-                if not item_fault(exc):
-                    raise
-                shutil.rmtree(partial, ignore_errors=True)
-                raise PermanentError(
-                    f"delivery {delivery.delivery_id}: a file of it cannot be written into "
-                    f"{inbound}: {exc.strerror or exc}",
-                    reason="delivery_unwritable", stage="deliver") from None
-            _fsync_dir(partial)
-            _write_atomically(marker, b"prepared\n")
-            os.rename(partial, final)
-            _fsync_dir(inbound)
-            _write_atomically(marker, b"done\n")
-
-    def _write_delivery(self, folder: Path, delivery: LocalDelivery) -> dict[str, object]:
-        extension = {"application/json": ".json", "application/xml": ".xml", "text/xml": ".xml"}
-        record_file = "record" + extension.get(delivery.content_type.split(";")[0].strip(), ".bin")
-        _write_file(folder / record_file, delivery.body)
-        names = fit_names([original for original, _ in delivery.attachments],
-                          reserved=DELIVERY_RESERVED, fallback="attachment")
-        files = []
-        for (original, data), file_name in zip(delivery.attachments, names, strict=True):
-            _write_file(folder / file_name, data)
-            files.append(
-                {
-                    "name": original,
-                    "file": file_name,
-                    "size": len(data),
-                    "sha256": hashlib.sha256(data).hexdigest(),
-                }
-            )
-        return {
-            "delivery_id": delivery.delivery_id,
-            "kind": delivery.kind.value,
-            "content_type": delivery.content_type,
-            "record": record_file,
-            "attachments": files,
-            "headers": dict(delivery.headers),
-            "written_at": now_vn().isoformat(),
-        }
-
-    def prune_ledger(self, older_than_days: float = 30.0) -> int:
-        """Forget completed deliveries older than this; returns how many were forgotten.
-
-        Safe once the tracking store knows the package (it refuses a second delivery of the
-        same inbound package by itself); the ledger only covers a crash mid-delivery.
-        """
-        cutoff = time.time() - older_than_days * 86400
-        removed = 0
-        with self._deliver_lock, _folder_errors("cannot prune the delivery ledger"):
-            for entry in os.scandir(self._ledger):
-                if entry.stat().st_mtime < cutoff and Path(entry.path).read_bytes() == b"done\n":
-                    os.unlink(entry.path)
-                    removed += 1
-        return removed
-
-    def emit(self, event: LocalEvent) -> None:
-        """Write ``events/<time>-<routing key>-<id>.json`` atomically (names sort by time)."""
-        moment = dt.datetime.now(dt.UTC)
-        event_id = event.event_id or uuid.uuid4().hex
-        name = (
-            f"{moment:%Y%m%dT%H%M%S%f}Z-{next(self._sequence) % 1000000:06d}-"
-            f"{safe_name(event.routing_key, limit=40)}-{safe_name(event_id, limit=60)}.json"
-        )
-        document = {
-            "event_id": event_id,
-            "routing_key": event.routing_key,
-            "time": moment.astimezone(VN_TZ).isoformat(timespec="milliseconds"),
-            "body": dict(event.body),
-        }
-        with _folder_errors(f"cannot write event {event.routing_key}"):
-            _write_atomically(self.events / name, _json(document))

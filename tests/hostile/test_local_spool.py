@@ -22,6 +22,7 @@ import pytest
 
 from connector.errors import PermanentError, UnavailableError
 from connector.local import spool as spool_module
+from connector.local import spool_sink
 from connector.local.base import DeliveryKind, LocalDelivery, RecordLimits
 from connector.local.filenames import DELIVERY_RESERVED, fit_name
 from connector.local.spool import REASON_SUFFIX, SpoolFolder
@@ -307,7 +308,7 @@ def test_two_long_names_stay_apart(spool: SpoolFolder) -> None:
 
 def test_a_name_the_file_system_refuses_fails_that_delivery_only(
         spool: SpoolFolder, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(spool_module, "fit_names",
+    monkeypatch.setattr(spool_sink, "fit_names",
                         lambda names, **_: ["z" * 300 for _ in names])
     with pytest.raises(PermanentError) as refused:
         spool.deliver(LocalDelivery("in-3", DeliveryKind.DOCUMENT, b"{}", "application/json",
