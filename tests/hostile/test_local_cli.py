@@ -81,6 +81,18 @@ def test_a_special_file_as_configuration(tmp_path: Path, kind: str,
     assert code != 0 and words in err
 
 
+@pytest.mark.parametrize("kind", sorted(SPECIAL))
+def test_a_special_file_as_mapping(tmp_path: Path, kind: str) -> None:
+    make, words = SPECIAL[kind]
+    path = tmp_path / "mapping.yaml"
+    make(path)
+    started = time.monotonic()
+    with pytest.raises(ConfigurationError) as refused:
+        load_located(path)
+    assert time.monotonic() - started < 5
+    assert words in str(refused.value) or "not found" in str(refused.value)
+
+
 NAMES = {
     "too-long-in-bytes": "ư" * 130 + ".yaml",
     "control": "conf\x1b[2J\n.yaml",
