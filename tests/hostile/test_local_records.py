@@ -275,3 +275,19 @@ def test_deep_xml_is_refused_or_read_never_a_crash(xml_format: LocalFormat, dept
     verdict = _verdict(xml_format, body, RecordLimits())
     if depth > 256:
         assert verdict.startswith("record_malformed"), verdict
+
+
+def test_a_300_mb_claim_check_file_costs_no_memory(json_format: LocalFormat,
+                                                   tmp_path: Path) -> None:
+    import tracemalloc
+
+    with open(tmp_path / "huge.pdf", "wb") as handle:
+        handle.truncate(300 * 1024 * 1024)  # sparse: no disk used
+    tracemalloc.start()
+    try:
+        verdict = _verdict(json_format, _with_claim_check("huge.pdf"), RecordLimits(), tmp_path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "byte limit" in verdict
+    assert peak < 16 * 1024 * 1024  # the mapping's own work; the file is never read

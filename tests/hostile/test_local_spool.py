@@ -374,3 +374,25 @@ def test_a_spool_outage_is_reported_as_the_spool_not_the_broker() -> None:
     metrics.local_side = "spool"
     metrics.set_component_up("broker", False)  # what the inbound stage reports today
     assert metrics.components() == {"spool": False}
+
+
+def test_a_300_mb_record_costs_no_memory(tmp_path: Path) -> None:
+    import tracemalloc
+
+    folder = SpoolFolder(tmp_path / "big", settle_seconds=0.0)  # the default limits
+    try:
+        path = folder.outbound / "huge.json"
+        with open(path, "wb") as handle:
+            handle.truncate(300 * 1024 * 1024)  # sparse: no disk used
+        _age(path)
+        tracemalloc.start()
+        try:
+            [item] = folder.fetch(1, timeout=0)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert item.record.refusal is not None
+        assert item.record.refusal.reason == "record_too_large"
+        assert peak < 1024 * 1024  # the bound is checked before a byte is read
+    finally:
+        folder.close()
