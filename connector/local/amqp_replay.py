@@ -91,7 +91,7 @@ def replay_dead_letters(
             OutgoingMessage(
                 exchange="",
                 routing_key=letter.source_queue,
-                body=bytes(message.body),
+                body=_body(message),
                 content_type=properties.get("content_type") or "application/octet-stream",
                 headers=headers,
                 message_id=properties.get("message_id"),
@@ -217,3 +217,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def _body(message: Any) -> bytes:
+    """A message body as bytes (py-amqp leaves an empty message's body as ``''``)."""
+    body = message.body
+    return body.encode("utf-8") if isinstance(body, str) else bytes(body)

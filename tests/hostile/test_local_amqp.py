@@ -22,6 +22,7 @@ import pytest
 from connector.local.amqp import AmqpLocalSide
 from connector.local.amqp_consumer import MAIN, Delivery, IntakeConsumer
 from connector.local.amqp_message import IDENTITY_ENCODINGS, to_local_record
+from connector.local.amqp_replay import list_dead_letters, replay_dead_letters
 from connector.local.amqp_settings import AmqpSettings, AmqpTopology
 from connector.local.base import RecordLimits
 from tests.local.test_amqp_helpers import broker, make_settings, unique_topology
@@ -162,6 +163,10 @@ def test_on_a_broker_poison_messages_are_refused_and_the_consumer_lives(
         with broker() as conn:
             _, dead, _ = conn.channel().queue_declare(topology.dead_letter_queue, passive=True)
         assert dead == 4
+        letters = {d.record_id: d for d in list_dead_letters(settings)}
+        assert letters["empty"].size == 0 and letters["empty"].reason == "record_empty"
+        replayed = replay_dead_letters(settings, reason="record_empty")
+        assert {d.record_id for d in replayed} == {"empty", "empty-binary"}
     finally:
         side.close()
 
