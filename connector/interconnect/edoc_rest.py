@@ -40,7 +40,7 @@ from typing import Any, Literal
 
 import httpx
 
-from connector.errors import ConfigurationError, PermanentError, TransientError
+from connector.errors import ConfigurationError, PermanentError
 from connector.interconnect import http_edge, vxp_wire
 from connector.interconnect.base import Agency, MessageType, PendingItem
 from connector.interconnect.credentials import Secret
@@ -244,13 +244,7 @@ def _first(entry: dict[str, Any], *names: str) -> Any:
     return None
 
 
-def _entries(answer: dict[str, Any], call: str, where: str) -> list[dict[str, Any]]:
-    data = answer.get("data")
-    if data is None:
-        return []
-    if not isinstance(data, list):
-        raise TransientError(f"hub {where} {call}: 'data' is not a list", reason="hub_bad_response")
-    return [entry for entry in data if isinstance(entry, dict)]
+_entries = http_edge.entries
 
 
 def _errors(answer: dict[str, Any]) -> str:

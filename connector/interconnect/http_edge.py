@@ -34,7 +34,7 @@ import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 
@@ -381,6 +381,19 @@ def display(url: httpx.URL) -> str:
     return f"{url.scheme}://{url.host}{port}{url.path.rstrip('/')}"
 
 
+def entries(answer: dict[str, Any], call: str, where: str) -> list[dict[str, Any]]:
+    """The entries of a list answer's ``data``: null, "" and {} are an empty list (as hubs
+    write one), a single object a one-entry list (as XML-to-JSON converters write one)."""
+    data = answer.get("data")
+    if data is None or data == "" or data == {}:
+        return []
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list):
+        raise TransientError(f"hub {where} {call}: 'data' is not a list", reason="hub_bad_response")
+    return [entry for entry in data if isinstance(entry, dict)]
+
+
 def text(value: object) -> str:
     return "" if value is None else str(value)
 
@@ -389,7 +402,8 @@ def document_bytes(answer: dict[str, object], *, where: str, call: str, doc_id: 
     """The package in a get-document answer (base64 in ``data``); TransientError if unusable.
 
     Read as the SDK reads it: line breaks and other whitespace inside the base64 (MIME
-    style, 76-character lines) are ignored; any other non-alphabet character is refused.
+    style, 76-character lines) are ignored, the final padding may be left out; any other
+    non-alphabet character is refused.
     """
     data = answer.get("data")
     if not isinstance(data, str) or not data.strip():
@@ -397,6 +411,8 @@ def document_bytes(answer: dict[str, object], *, where: str, call: str, doc_id: 
             f"hub {where} returned no content for {call} {doc_id}", reason="hub_bad_response"
         )
     compact = "".join(data.split())
+    if "=" not in compact:  # padding is optional for the SDK's Java decoder, so for hubs too
+        compact += "=" * (-len(compact) % 4)
     try:
         return base64.b64decode(compact, validate=True)
     except (binascii.Error, ValueError) as exc:

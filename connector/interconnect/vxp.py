@@ -277,13 +277,7 @@ def _describe(response: http_edge.Reply) -> str:
     return response.reason_phrase or "no description"
 
 
-def _data_list(answer: dict[str, Any], call: str, where: str) -> list[dict[str, Any]]:
-    data = answer.get("data")
-    if data is None:
-        return []
-    if not isinstance(data, list):
-        raise TransientError(f"hub {where} {call}: 'data' is not a list", reason="hub_bad_response")
-    return [entry for entry in data if isinstance(entry, dict)]
+_data_list = http_edge.entries
 
 
 _text = http_edge.text
