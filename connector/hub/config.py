@@ -64,6 +64,9 @@ class Account(_Strict):
 
     systemid: str = Field(min_length=1)
     organ_id: str = Field(min_length=1, max_length=35)
+    # A platform's account (one system for several organisations, as on the VXP): the other
+    # OrganIds it may send as and receives for.
+    also_serves: list[str] = Field(default_factory=list)
     secret: Secret | None = Field(default=None, exclude=True, repr=False)
     secret_env: str | None = None
     secret_file: str | None = None
@@ -83,6 +86,11 @@ class Account(_Strict):
         if len(given) != 1:
             raise ValueError("give exactly one of secret_env or secret_file")
         return self
+
+    @property
+    def organ_ids(self) -> tuple[str, ...]:
+        """Every OrganId this account sends as and receives for, its own first."""
+        return (self.organ_id, *(o for o in self.also_serves if o != self.organ_id))
 
     def resolve_secret(self) -> Secret:
         if self.secret is not None:

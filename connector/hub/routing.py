@@ -151,7 +151,8 @@ class Router:
         return entries
 
     def known_organ_ids(self) -> set[str]:
-        return {e.code for e in self.config.directory} | {a.organ_id for a in self.config.accounts}
+        return {e.code for e in self.config.directory} | {
+            o for a in self.config.accounts for o in a.organ_ids}
 
 
 def parse_recipients(text: str | None) -> tuple[list[str] | None, str | None]:

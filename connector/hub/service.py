@@ -33,7 +33,7 @@ from connector.hub.config import Account, HubConfig
 from connector.hub.faults import FaultInjector
 from connector.hub.multipart import boundary_of, parse_multipart
 from connector.hub.routing import Router, parse_recipients
-from connector.hub.store import HubStore
+from connector.hub.store import Delivery, HubStore
 from connector.interconnect import vxp_wire
 from connector.interconnect.credentials import Secret
 from connector.timeutil import VN_TZ
@@ -187,10 +187,11 @@ class VxpService:
         sender = _required(params, "from")
         message_type = _message_type(params)
         claimed_hash = _required(params, "hash-file")
-        if sender != account.organ_id:
+        if sender not in account.organ_ids:
             return fail(
                 "403",
-                f"account {account.systemid} may send only as {account.organ_id}, not {sender}",
+                f"account {account.systemid} may send only as {', '.join(account.organ_ids)}, "
+                f"not {sender}",
                 403,
             )
         data = files.get("file_doc")
@@ -215,7 +216,8 @@ class VxpService:
     def received_list(self, account: Account, params: dict[str, str]) -> Answer:
         message_type = _message_type(params)
         data: list[dict[str, Any]] = []
-        for item in self.store.inbox(account.organ_id, message_type):
+        listed = [i for o in account.organ_ids for i in self.store.inbox(o, message_type)]
+        for item in listed:
             entry = {
                 "docId": item.delivery_id,
                 "serviceType": "eDoc",
@@ -232,9 +234,14 @@ class VxpService:
                 data.append(dict(entry))
         return ok(data=data)
 
+    def _delivery(self, account: Account, delivery_id: str) -> Delivery | None:
+        """A delivery to one of the account's OrganIds (a platform account has several)."""
+        found = self.store.delivery(delivery_id)
+        return found if found is not None and found.recipient in account.organ_ids else None
+
     def get_edoc(self, account: Account, params: dict[str, str]) -> Answer:
         delivery_id = _doc_id(params)
-        item = self.store.delivery(delivery_id, account.organ_id)
+        item = self._delivery(account, delivery_id)
         package = self.store.package(item.doc_id) if item else None
         if package is None:
             return fail("1404", f"no document {delivery_id} for {account.organ_id}")
@@ -245,10 +252,10 @@ class VxpService:
         status = _required(params, "status")
         if status not in ("done", "fail"):
             raise Refused(fail("1000", f"status must be done or fail, not {status!r}", 400))
-        before = self.store.delivery(delivery_id, account.organ_id)
+        before = self._delivery(account, delivery_id)
         if before is None:
             return fail("1404", f"no document {delivery_id} for {account.organ_id}")
-        after = self.store.settle(delivery_id, account.organ_id, status == "done")
+        after = self.store.settle(delivery_id, before.recipient, status == "done")
         if (
             before.state == "pending"
             and after is not None
@@ -273,7 +280,8 @@ class VxpService:
                 "created_time": d.created_at,
                 "updated_time": d.updated_at,
             }
-            for d in self.store.deliveries(sender=account.organ_id)
+            for organ_id in account.organ_ids
+            for d in self.store.deliveries(sender=organ_id)
             if d.message_type == message_type
         ]
         return ok(data=data)

@@ -51,9 +51,11 @@ def province_pki(directory: Path) -> DemoPki:
 
 
 def start_hub(world: World, environ: Callable[[str, str], None]) -> HubEmulator:
-    """The hub emulator with an account for A, B and each organisation with its own."""
+    """The hub emulator with an account for A (a platform account: also C's), B and each
+    organisation with its own."""
     accounts = [
-        {"systemid": "vxp.agency-a", "organ_id": A_ID, "secret_env": "HUB_SECRET_AGENCY_A"},
+        {"systemid": "vxp.agency-a", "organ_id": A_ID, "secret_env": "HUB_SECRET_AGENCY_A",
+         "also_serves": [C_ID]},
         {"systemid": "vxp.agency-b", "organ_id": B_ID, "secret_env": "HUB_SECRET_AGENCY_B"},
     ]
     for organ_id in (C_ID, D_ID):
@@ -97,8 +99,9 @@ def organisations(pki: DemoPki, module: Path | None) -> list[dict[str, Any]]:
 
 
 def province_config(world: World, target: Path, module: Path | None,
-                    changes: Mapping[str, Any] | None = None) -> Path:
-    """Agency A's shipped configuration turned into the three organisations' connector."""
+                    changes: Mapping[str, Any] | None = None, *, shared: bool = False) -> Path:
+    """Agency A's shipped configuration turned into the three organisations' connector;
+    ``shared``: C without an account of its own (the platform account serves it)."""
     raw = yaml.safe_load(CONFIG_A.read_text("utf-8"))
     base = CONFIG_A.parent
     raw["agency"]["directory"] = str((base / raw["agency"]["directory"]).resolve())
@@ -106,6 +109,8 @@ def province_config(world: World, target: Path, module: Path | None,
     raw["trust"].pop("seal")
     raw["encryption"].pop("decryption_key")
     raw["organisations"] = organisations(world.pki, module)
+    if shared:
+        del raw["organisations"][1]["hub"]
     for key, value in {**IN_PROCESS, **(changes or {})}.items():
         if isinstance(value, dict) and isinstance(raw.get(key), dict):
             raw[key] = {**raw[key], **value}

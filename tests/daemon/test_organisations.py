@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from connector.config import load_config
-from connector.daemon import organisations, outbound, sender, wiring
+from connector.daemon import inbound, organisations, outbound, sender, wiring
 from connector.daemon.retry import DependencyBackoff
 from connector.errors import ConfigurationError
 from connector.local import spool
@@ -237,3 +237,46 @@ def test_the_spool_writes_a_delivery_into_its_organisation_folder(tmp_path: Path
 def test_status_packages_of_each_organisation_are_its_own(province: Any) -> None:
     kinds = {p.kind for p in province.services.store.find(direction=Direction.OUTBOUND)}
     assert PackageKind.STATUS not in kinds
+
+
+def test_a_platform_account_serves_several_organisations(
+        province_world: World, pki: DemoPki, tmp_path: Path) -> None:  # noqa: F811
+    """A and C on one hub account (as a VXP account serving a list of organisations): each
+    sends as itself through it; a package to both is listed twice in its one inbox and
+    delivered to each, each answering its own 01 through the same account."""
+    from tests.e2e.inprocess import runtime
+
+    world = province_world
+    config = load_config(province_config(world, tmp_path / "p.yaml", None, shared=True),
+                         environ=world.env)
+    ours, b = wiring.build(config, start_metrics=False), runtime(world, world.b)
+    try:
+        services = ours.services
+        inboxes = list(organisations.inboxes(services))
+        assert sorted(ids for _, ids in inboxes) == [(A_ID, C_ID), (D_ID,)]
+        _handle(services, ListItem(local_record(org_record(pki, C_ID, "pa-c", [B_ID], 820))))
+        sender.send_round(services, DependencyBackoff(services.retry))
+        assert province_world.hub is not None
+        sent = {p.sender: p.systemid for p in province_world.hub.store.packages()}
+        assert sent == {C_ID: "vxp.agency-a"}
+
+        _handle(b.services, ListItem(local_record(org_record(pki, B_ID, "pa-b", [A_ID, C_ID],
+                                                             821))))
+        sender.send_round(b.services, DependencyBackoff(b.services.retry))
+        for inbox, _ in inboxes:
+            inbound.poll_once(inbox)
+        received = world.a.spool / "inbound"
+        folders = sorted(p.parent.parent.name for p in received.glob("*/in-*/delivery.json"))
+        assert folders == sorted([A_ID, C_ID])
+        notices = [p for p in services.store.find(direction=Direction.OUTBOUND)
+                   if p.kind is PackageKind.STATUS]
+        assert sorted(p.sender for p in notices) == sorted([A_ID, C_ID])
+        sender.send_round(services, DependencyBackoff(services.retry))
+        inbound.poll_once(b.services)
+        document = next(p for p in b.services.store.find(direction=Direction.OUTBOUND)
+                        if p.key == "pa-b")
+        states = {r.organ_id: r.state.value for r in b.services.store.recipients(document.id)}
+        assert states == {A_ID: "ARRIVED", C_ID: "ARRIVED"}
+    finally:
+        b.close()
+        ours.close()
