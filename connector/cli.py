@@ -115,6 +115,10 @@ def _run_quietly(name: str, command: Callable[[], int]) -> int:
     except ConnectorError as exc:
         print(f"{name}: {exc.message} ({exc.reason})", file=sys.stderr)
         return 1
+    except OSError as exc:  # a file named on the command line: unreadable, a folder, gone
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"{name}: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
