@@ -226,3 +226,22 @@ def test_a_real_command_piped_into_head() -> None:
     done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, cwd=ROOT,
                           timeout=60)
     assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
+
+
+@pytest.mark.parametrize("error, code", [
+    (RecursionError("maximum recursion depth exceeded"), 1),
+    (ConfigurationError("bad input", reason="config_unreadable"), 1),
+    (PermissionError(13, "Permission denied", "/etc/shadow"), 1),
+    (IsADirectoryError(21, "Is a directory", "/tmp"), 1),
+    (KeyboardInterrupt(), 130),
+])
+def test_input_errors_end_as_one_line(error: BaseException, code: int,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from connector.cli import _run_quietly
+
+    def command() -> int:
+        raise error
+
+    assert _run_quietly("connector test", command) == code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") <= 1
