@@ -258,6 +258,8 @@ class TrustStore:
         # Set by from_dirs: the CRL folder is read again when one of its files changes.
         self.crl_dir: Path | None = None
         self._crl_signature: tuple[tuple[str, int, int], ...] = ()
+        # The CRLs and fingerprint that path verdicts were last kept under (verdict_cache).
+        self._verdict_basis: tuple[tuple[bytes, ...], bytes] | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Picklable for worker processes: certificates travel as DER, the bundle is re-made.
@@ -334,15 +336,25 @@ class TrustStore:
         mode = self.revocation_mode
         if not self.crls and not self.fetch_revocation and mode == "require":
             mode = "hard-fail"  # certvalidator refuses "require" without any source
-        return ValidationContext(
+        crls = self.crls  # read once: the context and its verdicts' key see the same CRLs
+        context = ValidationContext(
             trust_roots=[_to_asn1(c) for c in self.anchors],
             other_certs=[_to_asn1(c) for c in (*self.helpers, *extra_certificates)],
-            crls=list(self.crls),
+            crls=list(crls),
             revocation_mode=mode,
             allow_fetching=self.fetch_revocation and moment is None,
             fetcher_backend=fetcher_backend,
             moment=moment,
         )
+        if moment is None and not self.fetch_revocation:
+            # Verdicts for now, kept until these CRLs or CA certificates change.
+            from connector.trust import verdict_cache
+
+            if self._verdict_basis is None or self._verdict_basis[0] is not crls:
+                key = verdict_cache.fingerprint(self.anchors, self.helpers, crls, mode)
+                self._verdict_basis = (crls, key)
+            verdict_cache.register(context, self._verdict_basis[1], crls)
+        return context
 
     def validate(
         self,
