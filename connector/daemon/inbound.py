@@ -110,6 +110,11 @@ def _ours(services: Services) -> tuple[str, ...]:
     """The OrganIds this connector receives for: its agency, and every organisation it serves
     when it serves several (``services.organisations``, where configured)."""
     registry = getattr(services, "organisations", None)
+    if registry is not None and services.agency.organ_id in registry.ids():
+        # Scoped to the organisation the hub delivered it to (``organisations``): a package
+        # not addressed to that one is not taken for it, even if another of ours is in To
+        # (that one gets a delivery of its own).
+        return (services.agency.organ_id,)
     others = tuple(registry.ids()) if registry is not None else ()
     return (services.agency.organ_id, *others)
 

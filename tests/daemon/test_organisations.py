@@ -112,8 +112,10 @@ def test_each_record_is_sealed_and_signed_by_its_own_organisation(
     items = []
     for number, organ_id in enumerate(OURS):
         record = org_record(pki, organ_id, f"{naming}-{number}", [B_ID], 500 + number)
-        named = {"header": {"headers": {organisations.RECORD_HEADER: organ_id}},
-                 "folder": {"mapping": organ_id}}.get(naming, {})
+        ways: dict[str, dict[str, Any]] = {
+            "header": {"headers": {organisations.RECORD_HEADER: organ_id}},
+            "folder": {"mapping": organ_id}}
+        named = ways.get(naming, {})
         items.append(ListItem(local_record(record, **named)))
     _handle(services, *items)
     assert [i.settled for i in items] == ["ack"] * 3, [i.error for i in items]
@@ -280,3 +282,28 @@ def test_a_platform_account_serves_several_organisations(
     finally:
         b.close()
         ours.close()
+
+
+def test_a_package_listed_for_one_organisation_is_not_taken_by_another(
+        province: Any, pki: DemoPki, province_world: World) -> None:  # noqa: F811
+    """A delivery for D never reaches C: checked against the organisation it was listed for,
+    a package addressed to D alone is refused for C (a hub misrouting it)."""
+    from connector.trust.origin import Refusal
+    from tests.e2e.inprocess import runtime
+
+    b = runtime(province_world, province_world.b)
+    try:
+        _handle(b.services, ListItem(local_record(org_record(pki, B_ID, "mr-1", [D_ID], 830))))
+        sender.send_round(b.services, DependencyBackoff(b.services.retry))
+        assert province_world.hub is not None
+        raw = next(p.data for p in province_world.hub.store.packages() if p.sender == B_ID)
+        registry = province.services.organisations
+        assert registry is not None
+        as_d = organisations.scoped(province.services, registry.members[D_ID])
+        as_c = organisations.scoped(province.services, registry.members[C_ID])
+        assert inbound.authenticate(as_d, raw).package.document_id
+        with pytest.raises(Refusal) as refused:
+            inbound.authenticate(as_c, raw)
+        assert refused.value.reason == "not_addressed_to_us"
+    finally:
+        b.close()
