@@ -12,8 +12,12 @@ Runs a threading HTTP server in a background thread, started and stopped by the 
 
 Bounded on purpose: each connection gets ``request_timeout`` seconds per socket operation
 and at most ``max_connections`` are served at once (more are closed at once), so half-open
-or trickling clients never hold threads forever. Binds to loopback unless configured
-otherwise. This module must not record metrics itself (beyond serving them).
+or trickling clients never hold threads forever. One client address gets at most
+``max_connections_per_client`` of them, so a single slowloris cannot starve the container's
+HEALTHCHECK or Prometheus. Refusals are logged at most once a minute (with their count), and
+a client that resets its connection leaves one debug line, never a traceback. Binds to
+loopback unless configured otherwise. This module must not record metrics itself (beyond
+serving them).
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ import contextlib
 import json
 import logging
 import socket
+import sys
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -35,6 +41,7 @@ from connector.metrics import ConnectorMetrics
 log = logging.getLogger(__name__)
 
 PATHS = ("/metrics", "/livez", "/readyz", "/healthz")
+REFUSAL_LOG_INTERVAL = 60.0  # seconds between two warnings about refused connections
 
 
 @dataclass(frozen=True)
@@ -45,39 +52,84 @@ class MetricsSettings:
     request_timeout: float = 10.0  # seconds per socket read/write of one connection
     connection_deadline: float = 30.0  # whole life of one connection (tricklers end here)
     max_connections: int = 16  # served at once; more are closed without an answer
+    max_connections_per_client: int = 0  # from one address; 0: a quarter of max_connections
 
 
 class _BoundedServer(ThreadingHTTPServer):
-    """A threading server that serves at most ``max_connections`` connections at once."""
+    """A threading server that serves at most ``max_connections`` connections at once, at
+    most ``per_client`` of them from one address."""
 
     daemon_threads = True
     block_on_close = False
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
-                 max_connections: int) -> None:
+                 max_connections: int, per_client: int = 0) -> None:
         self.max_connections = max(max_connections, 1)
+        self.per_client = per_client if per_client > 0 else max(self.max_connections // 4, 1)
         self._slots = threading.BoundedSemaphore(self.max_connections)
+        self._by_client: dict[str, int] = {}
+        self._lock = threading.Lock()
         self.refused_connections = 0
+        self._refusals_unlogged = 0
+        self._refusal_logged_at = float("-inf")
         super().__init__(address, handler)
 
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
+    def _take(self, client: str) -> bool:
+        with self._lock:
+            if self._by_client.get(client, 0) >= self.per_client:
+                return False
+            if not self._slots.acquire(blocking=False):
+                return False
+            self._by_client[client] = self._by_client.get(client, 0) + 1
+            return True
+
+    def _give_back(self, client: str) -> None:
+        with self._lock:
+            left = self._by_client.get(client, 1) - 1
+            if left > 0:
+                self._by_client[client] = left
+            else:
+                self._by_client.pop(client, None)
+            self._slots.release()
+
+    def _refused(self, client: str) -> None:
+        # One line per refusal would let anyone flood the log: one a minute, with the count.
+        with self._lock:
             self.refused_connections += 1
-            log.warning("metrics http: %d connections open, one from %s closed",
-                        self.max_connections, client_address[0] if client_address else "?")
+            self._refusals_unlogged += 1
+            now = time.monotonic()
+            if now - self._refusal_logged_at < REFUSAL_LOG_INTERVAL:
+                return
+            count, self._refusals_unlogged = self._refusals_unlogged, 0
+            self._refusal_logged_at = now
+        log.warning("metrics http: %d connection(s) closed unserved (at most %d at once, %d "
+                    "per client; latest from %s)", count, self.max_connections,
+                    self.per_client, client)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        client = str(client_address[0]) if client_address else "?"
+        if not self._take(client):
+            self._refused(client)
             self.shutdown_request(request)
             return
         try:
             super().process_request(request, client_address)
         except BaseException:
-            self._slots.release()
+            self._give_back(client)
             raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self._slots.release()
+            self._give_back(str(client_address[0]) if client_address else "?")
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # The default prints a traceback to stderr (a non-JSON line any client can cause).
+        error = sys.exc_info()[1]
+        log.debug("metrics http: connection from %s ended: %s: %s",
+                  client_address[0] if client_address else "?",
+                  type(error).__name__, error)
 
 
 class MetricsServer:
@@ -115,7 +167,8 @@ class MetricsServer:
             return
         handler = _handler_for(self._metrics, self.health, self._settings)
         server = _BoundedServer(
-            (self._settings.host, self._settings.port), handler, self._settings.max_connections
+            (self._settings.host, self._settings.port), handler, self._settings.max_connections,
+            self._settings.max_connections_per_client,
         )
         self._server = server
         self._thread = threading.Thread(
@@ -149,6 +202,7 @@ def _handler_for(
         server_version = "edoc-connector"
         timeout = settings.request_timeout  # set on the socket by StreamRequestHandler
         _deadline: threading.Timer | None = None
+        _head_only = False
 
         def setup(self) -> None:
             super().setup()
@@ -169,6 +223,10 @@ def _handler_for(
                 self._deadline.cancel()
             with contextlib.suppress(OSError):
                 super().finish()
+
+        def do_HEAD(self) -> None:  # probes that ask for the status only
+            self._head_only = True
+            self.do_GET()
 
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0].rstrip("/") or "/"
@@ -194,7 +252,8 @@ def _handler_for(
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Cache-Control", "no-store")
                 self.end_headers()
-                self.wfile.write(body)
+                if not self._head_only:
+                    self.wfile.write(body)
             except (TimeoutError, ConnectionError) as exc:
                 log.debug("metrics http: client gone while answering: %s", exc)
 

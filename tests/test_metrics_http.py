@@ -41,9 +41,8 @@ def health(metrics: ConnectorMetrics) -> Health:
 
 @pytest.fixture
 def server(metrics: ConnectorMetrics, health: Health) -> Iterator[MetricsServer]:
-    settings = MetricsSettings(
-        port=0, request_timeout=1.0, connection_deadline=2.0, max_connections=2
-    )
+    settings = MetricsSettings(port=0, request_timeout=1.0, connection_deadline=2.0,
+                               max_connections=2, max_connections_per_client=2)
     with MetricsServer(metrics, settings, health) as running:
         yield running
 
@@ -188,3 +187,84 @@ def test_a_trickling_client_does_not_block_others(
         stop.set()
         thread.join(2)
         slow.close()
+
+
+def _reset(sock: socket.socket) -> None:
+    """Close with an RST (SO_LINGER 0), as a scanner or a killed client does."""
+    import struct
+
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def test_a_reset_connection_leaves_no_traceback(
+    metrics: ConnectorMetrics, server: MetricsServer, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # socketserver's default handle_error prints a traceback to stderr: with
+    # --log-format json that is a non-JSON line, and an attacker can write it at will.
+    for _ in range(3):
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        sock.sendall(b"GET /livez HTTP/1.1\r\n")
+        time.sleep(0.05)
+        _reset(sock)
+    time.sleep(0.3)
+    assert get(server.url + "/livez")[0] == 200
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Exception occurred" not in err
+
+
+def test_one_client_cannot_take_every_slot(metrics: ConnectorMetrics, health: Health) -> None:
+    # A client holding every slot would make the container's HEALTHCHECK (/livez) fail and
+    # restart a healthy daemon: each client address gets a share of the slots only.
+    settings = MetricsSettings(
+        port=0, request_timeout=5.0, connection_deadline=5.0, max_connections=8
+    )
+    with MetricsServer(metrics, settings, health) as running:
+        held = []
+        try:
+            for _ in range(8):  # a slowloris from 127.0.0.1
+                sock = socket.create_connection(("127.0.0.1", running.port))
+                sock.sendall(b"GET /livez HTTP/1.1\r\n")
+                held.append(sock)
+            time.sleep(0.2)
+            other = socket.create_connection(("127.0.0.1", running.port), timeout=5,
+                                             source_address=("127.0.0.2", 0))
+            other.sendall(b"GET /livez HTTP/1.0\r\n\r\n")
+            answer = other.recv(100)
+            other.close()
+            assert answer.startswith(b"HTTP/1.0 200")
+            assert running.refused_connections >= 1  # the slowloris got its share only
+        finally:
+            for sock in held:
+                sock.close()
+
+
+def test_refused_connections_are_not_logged_one_by_one(
+    metrics: ConnectorMetrics, server: MetricsServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(2)]
+    try:
+        time.sleep(0.1)
+        with caplog.at_level("WARNING", logger="connector.metrics_http"):
+            for _ in range(50):
+                extra = socket.create_connection(("127.0.0.1", server.port))
+                extra.settimeout(5)
+                assert extra.recv(1) == b""
+                extra.close()
+        warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+        assert server.refused_connections >= 50
+        assert 1 <= len(warnings) <= 2  # rate-limited, with the count
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+@pytest.mark.parametrize("path", ["/livez", "/readyz", "/metrics"])
+def test_head_is_answered_without_a_body(server: MetricsServer, path: str) -> None:
+    request = urllib.request.Request(server.url + path, method="HEAD")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            status, body = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, body = error.code, error.read()
+    assert status in (200, 503) and body == b""
