@@ -31,17 +31,23 @@ from connector.daemon.lifecycle import sleep_until
 from connector.daemon.ports import Services
 from connector.daemon.retry import DependencyBackoff
 from connector.edxml import check_package, peek
-from connector.edxml.model import EdocPackage, Package, StatusCode, StatusPackage
+from connector.edxml.model import (
+    BusinessDocType,
+    EdocPackage,
+    Package,
+    StatusCode,
+    StatusPackage,
+)
 from connector.edxml.problems import EdxmlError
 from connector.edxml.summary import PackageSummary
 from connector.errors import ConnectorError, PermanentError, TransientError, UnavailableError
 from connector.interconnect.base import MESSAGE_TYPES, PendingItem
 from connector.local.base import DeliveryKind, with_deviations
-from connector.store.api import ErrorInfo, NewInbound, PackageFacts, TrackedPackage
+from connector.store.api import ErrorInfo, NewInbound, PackageFacts, SealUse, TrackedPackage
 from connector.store.states import Direction, InboundState, PackageKind
 from connector.trust import origin
 from connector.trust.binding import Binding
-from connector.trust.content import main_content_id, main_first
+from connector.trust.content import AttachmentChecks, main_content_id, main_first
 from connector.trust.origin import Origin, Refusal
 
 log = logging.getLogger("connector.inbound")
@@ -66,6 +72,7 @@ class Received:
     package: Package
     notes: list[str]
     origin: Origin
+    checks: AttachmentChecks | None = None
 
 
 def verify(services: Services, raw: bytes) -> tuple[Package, list[str]]:
@@ -103,7 +110,44 @@ def authenticate(services: Services, raw: bytes) -> Received:
         policy, kind=package.kind, claimed=sender, xml=verified.facts, checks=checks
     )
     notes.append(verdict.note(sender))
-    return Received(package, notes, verdict)
+    return Received(package, notes, verdict, checks)
+
+
+def check_seal_history(services: Services, package: TrackedPackage, received: Received) -> None:
+    """A sealed main document is taken once per document: the seal index (first use of each
+    seal, per receiving organisation) refuses the same seal under another sender or DocumentId
+    unless the package's own XML signature by its sender vouches for the new metadata
+    (``seal_replayed``: a genuine seal lifted into forged metadata), and the same document again
+    unless it revokes, updates or replaces it (``document_repeated``: a replay whose bytes
+    differ only where nothing is signed). Neither is answered: the replayer chose the From."""
+    model, checks = received.package, received.checks
+    main = checks.main if checks is not None else None
+    if not isinstance(model, EdocPackage) or main is None:
+        return
+    sender = model.from_.organ_id
+    for digest in main.seal_digests:
+        first = services.store.remember_seal(
+            SealUse(services.agency.organ_id, digest, sender, model.document_id, package.id)
+        )
+        if first.package_id == package.id:
+            continue
+        if first.sender == sender and first.document_id == model.document_id:
+            if model.business_doc_type is BusinessDocType.NEW:
+                raise Refusal(
+                    f"the same document (sender, DocumentId and sealed main document) was "
+                    f"received before as inbound package #{first.package_id}: not delivered again",
+                    reason="document_repeated", sender_established=False, stage="replay",
+                )
+            continue
+        if received.origin.via != "xml_signature":
+            raise Refusal(
+                f"the seal on the main document was first received in inbound package "
+                f"#{first.package_id} under another "
+                + ("sender" if first.sender != sender else "DocumentId")
+                + ", and nothing signed by the sender vouches for this package's metadata: a "
+                "sealed document lifted into another package",
+                reason="seal_replayed", sender_established=False, stage="replay",
+            )
 
 
 def _ours(services: Services) -> tuple[str, ...]:
@@ -177,6 +221,7 @@ def advance(services: Services, package: TrackedPackage, raw: bytes | None) -> N
     if state in (_S.RECEIVED, _S.VERIFIED):
         try:
             received = authenticate(services, raw)
+            check_seal_history(services, package, received)
         except PermanentError as exc:
             if exc.reason in LOCAL_FAULTS:
                 _fail(services, package, exc)
@@ -319,7 +364,8 @@ def _reject(services: Services, package: TrackedPackage, raw: bytes, exc: Perman
 
 
 # Refusals that answer no one: the package was not meant for us (the hub misrouted it).
-NO_REPLY = frozenset({"not_addressed_to_us"})
+# A replay is not answered either: whoever listed it chose the From we would answer.
+NO_REPLY = frozenset({"not_addressed_to_us", "seal_replayed", "document_repeated"})
 
 
 def _finish_rejection(
