@@ -244,3 +244,33 @@ def test_a_token_out_mid_run_holds_its_organisation_only(province_world: World, 
     finally:
         b.close()
         ours.close()
+
+
+def test_worker_processes_seal_with_each_organisations_own_key(
+        province_world: World, pki: DemoPki, hsm: SoftHsm, tmp_path: Path) -> None:  # noqa: F811
+    """As ``connector run`` does: seals made in spawned worker processes, each opening the
+    key source (file or token) of the organisation whose document it seals."""
+    world = province_world
+    config = load_config(province_config(world, tmp_path / "p.yaml", hsm.module,
+                                         {"workers": {"pool_size": 1, "kind": "process"}}),
+                         environ=world.env)
+    ours, b = wiring.build(config, start_metrics=False), runtime(world, world.b)
+    try:
+        services = ours.services
+        items = [ListItem(local_record(org_record(pki, o, f"wp-{n}", [B_ID], 940 + n)))
+                 for n, o in enumerate((D_ID, A_ID, D_ID, C_ID))]
+        for item in items:
+            outbound.handle(services, item)
+        assert [i.settled for i in items] == ["ack"] * 4, [i.error for i in items]
+        _send_all(services)
+        inbound.poll_once(b.services)
+        trust = TrustStore.from_dirs(pki.trust_dir, pki.crl_dir)
+        documents = world.b.deliveries("document")
+        assert sorted(d.headers["from"] for d in documents) == sorted([D_ID, A_ID, D_ID, C_ID])
+        for delivery in documents:
+            organ_id = delivery.headers["from"]
+            for data in (d for d in delivery.files().values() if is_pdf(d)):
+                _check_pdf(data, _seal_certificate(pki, hsm, organ_id), organ_id, trust, tmp_path)
+    finally:
+        b.close()
+        ours.close()
