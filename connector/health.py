@@ -26,6 +26,9 @@ from typing import Any
 
 from connector.metrics import ConnectorMetrics
 
+# Certificates of other agencies: their expiry concerns documents to them, not readiness.
+PEER_ROLES = ("peer_",)
+
 
 @dataclass(frozen=True)
 class ComponentState:
@@ -119,19 +122,30 @@ class Health:
         return Report(states)
 
     def certificates(self) -> ComponentState | None:
-        """Every certificate in use before its notAfter (None when none is recorded)."""
-        expiries = self._metrics.certificate_expiries()
+        """Every certificate in use before its notAfter (None when none is recorded): ours,
+        the chain, the hub TLS client certificate and the trust anchors. A peer's expired
+        encryption certificate is named in the detail but affects only documents to that
+        peer, so it does not make the whole connector unready."""
+        expiries: dict[str, float] = {}
+        for role, name, not_after in self._metrics.trust().certificates:
+            expiries[f"{role} {name}".strip()] = not_after
         if not expiries:
             return None
         now = self._clock()
-        expired = sorted(role for role, not_after in expiries.items() if not_after <= now)
-        if expired:
-            return ComponentState(False, f"expired: {', '.join(expired)}")
-        role, first = min(expiries.items(), key=lambda item: item[1])
-        when = dt.datetime.fromtimestamp(first, dt.UTC).date().isoformat()
-        return ComponentState(
-            True, f"{len(expiries)} valid; first to expire: {role} on {when}"
-        )
+        expired = sorted(label for label, not_after in expiries.items() if not_after <= now)
+        peers = [label for label in expired if label.startswith(PEER_ROLES)]
+        blocking = [label for label in expired if label not in peers]
+        if blocking:
+            return ComponentState(False, f"expired: {', '.join(blocking)}")
+        valid = {label: when for label, when in expiries.items() if when > now}
+        detail = f"{len(valid)} valid"
+        if valid:
+            label, first = min(valid.items(), key=lambda item: item[1])
+            when = dt.datetime.fromtimestamp(first, dt.UTC).date().isoformat()
+            detail += f"; first to expire: {label} on {when}"
+        if peers:
+            detail += f"; {', '.join(peers)} expired (concerns documents to that peer only)"
+        return ComponentState(True, detail)
 
 
 def folder_writable(folder: Path) -> Check:

@@ -273,6 +273,10 @@ class ConnectorMetrics:
         next update (set by the daemon from the certificate inventory)."""
         self._trust_source = source
 
+    def trust(self) -> TrustSnapshot:
+        """Every certificate's expiry and CRL's next update, as the gauges show them."""
+        return self._trust()
+
     def _trust(self) -> TrustSnapshot:
         certificates = {(role, ""): expiry for role, expiry in self.certificate_expiries().items()}
         crls: tuple[tuple[str, float], ...] = ()

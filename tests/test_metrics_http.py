@@ -268,3 +268,32 @@ def test_head_is_answered_without_a_body(server: MetricsServer, path: str) -> No
     except urllib.error.HTTPError as error:
         status, body = error.code, error.read()
     assert status in (200, 503) and body == b""
+
+
+def test_readiness_counts_every_certificate_in_use(
+    metrics: ConnectorMetrics, health: Health
+) -> None:
+    # Not only our own seal/signer/encryption: the hub TLS client certificate, the chain and
+    # the trust anchors too (from the inventory the gauges read); a peer's expired
+    # encryption certificate is named but does not make the whole connector unready.
+    from connector.metrics import TrustSnapshot
+
+    all_up(metrics)
+    good = NOW + 86400 * 90
+    certificates = [("hub_tls_client", "", good), ("trust_anchor", "root.pem", good),
+                    ("peer_encryption", "000.00.32.H12", good)]
+    metrics.use_trust_source(lambda: TrustSnapshot(tuple(certificates)))
+    report = health.ready()
+    assert report.ok and report.components["certificates"].detail.startswith("3 valid")
+    for role, name in (("hub_tls_client", ""), ("trust_anchor", "root.pem")):
+        certificates[:] = [(r, n, NOW - 1 if (r, n) == (role, name) else good)
+                           for r, n, _ in certificates]
+        report = health.ready()
+        assert not report.ok, role
+        assert report.components["certificates"] == ComponentState(
+            False, f"expired: {f'{role} {name}'.strip()}")
+    certificates[:] = [(r, n, NOW - 1 if r == "peer_encryption" else good)
+                       for r, n, _ in certificates]
+    report = health.ready()
+    assert report.ok
+    assert "peer_encryption 000.00.32.H12 expired" in report.components["certificates"].detail
