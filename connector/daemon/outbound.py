@@ -257,11 +257,12 @@ def resume_waiting(services: Services) -> int:
         return 0
     ready, still = 0, set()
     for package in services.store.find(states=(OutboundState.ACCEPTED,), limit=1000):
-        if package.sender and package.sender in still:
-            continue
         record = services.store.record(package.id)
         if record is None:
             continue
+        named, _ = organisations.record_hint(record)
+        if (named or package.sender) in still:
+            continue  # its organisation's keys were just found missing: not tried again
         try:
             raw, facts, _ = prepare(services, record)
         except organisations.OrganisationWaiting as exc:
