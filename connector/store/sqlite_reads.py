@@ -107,8 +107,8 @@ class StoreReads(SqlDatabase):
         return [package_from_row(r) for r in rows]
 
     def search(self, text: str, *, limit: int = 50) -> list[TrackedPackage]:
-        """DocumentId, record id (key) or hub id equal to ``text``, or CodeNumber/Notation
-        containing it; newest first."""
+        """DocumentId, record id (key) or hub id equal to ``text``, or CodeNumber/Notation (or
+        DocumentId) containing it; newest first."""
         text = text.strip()
         if not text:
             return []
@@ -119,8 +119,11 @@ class StoreReads(SqlDatabase):
                 .execute(
                     f"SELECT {PACKAGE_COLUMNS} FROM packages WHERE document_id = ? "
                     "OR idem_key = ? OR hub_id = ? OR code LIKE ? ESCAPE '\\' "
+                    # received packages carry no code of their own: their number is the
+                    # DocumentId's last part (OrganId,date,number)
+                    "OR document_id LIKE ? ESCAPE '\\' "
                     "ORDER BY id DESC LIMIT ?",
-                    (text, text, text, pattern, limit),
+                    (text, text, text, pattern, pattern, limit),
                 )
                 .fetchall()
             )

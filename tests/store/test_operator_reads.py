@@ -58,3 +58,14 @@ def test_recipients_stuck_in_a_state_and_the_backlog(store: Store, clock: FakeCl
     assert backlog[RecipientState.SENT].count == 3
     assert clock() - backlog[RecipientState.SENT].oldest_since == 5 * 3600
     assert backlog[RecipientState.ARRIVED].count == 1
+
+
+def test_search_finds_a_received_document_by_its_number(store: Store) -> None:
+    # The receiving pipeline stores no CodeNumber/Notation of its own; the number is part of
+    # the DocumentId (OrganId,date,number), so `messages find 5/STC` must still find it.
+    received = store.add_inbound(
+        NewInbound("hub-in-2", PackageKind.EDOC, b"<edXML/>",
+                   PackageFacts(document_id=f"{B},2025/07/02,5/STC-VP", sender=B))
+    ).package.id
+    assert [p.id for p in store.search("5/STC")] == [received]
+    assert store.search("5/STC%") == []
