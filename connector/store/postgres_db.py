@@ -26,7 +26,7 @@ import psycopg
 import psycopg_pool
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from connector.errors import UnavailableError
+from connector.errors import ConfigurationError, UnavailableError
 from connector.store.api import PayloadCipher
 from connector.store.postgres_schema import LOCK_NAMESPACE, migrate
 from connector.store.sql_base import DbConn, DbCursor, SqlDatabase
@@ -62,9 +62,6 @@ class PgRow:
 
     def __getitem__(self, key: str | int) -> Any:
         return self._values[key if isinstance(key, int) else self._names[key]]
-
-    def keys(self) -> list[str]:
-        return list(self._names)
 
 
 def pg_row(cursor: Any) -> Callable[[Sequence[Any]], PgRow]:
@@ -121,6 +118,18 @@ class _Reader:
         raise TypeError("reads do not run executemany")
 
 
+def _parse(dsn: str) -> dict[str, Any]:
+    try:
+        return conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        # libpq's message may quote the string, password included: not repeated here.
+        raise ConfigurationError(
+            "store: the PostgreSQL connection string is not valid (libpq keyword=value "
+            "pairs or a postgresql:// URI)",
+            reason="store_dsn",
+        ) from None
+
+
 def _key32(text: str) -> int:
     digest = hashlib.blake2b(text.encode(), digest_size=4).digest()
     return int.from_bytes(digest, "big", signed=True)
@@ -144,7 +153,7 @@ class PostgresDatabase(SqlDatabase):
     ) -> None:
         self._cipher = cipher
         self._clock = clock
-        params = conninfo_to_dict(dsn)
+        params = _parse(dsn)
         self._where = self.where(dsn, schema)
         options = str(params.get("options") or "")
         if schema:
@@ -191,7 +200,7 @@ class PostgresDatabase(SqlDatabase):
     @staticmethod
     def where(dsn: str, schema: str | None) -> str:
         """The database as named in messages: never with its password."""
-        params = conninfo_to_dict(dsn)
+        params = _parse(dsn)
         host, port = params.get("host", "localhost"), params.get("port", 5432)
         name = f"postgresql://{host}:{port}/{params.get('dbname', '')}"
         return name + (f" (schema {schema})" if schema else "")

@@ -286,3 +286,9 @@ def test_an_unreachable_database_is_unavailable() -> None:
         PostgresStore("host=127.0.0.1 port=1 user=postgres dbname=test", None, connect_timeout=2)
     assert caught.value.reason == "store_unavailable"
     assert "127.0.0.1:1" in caught.value.message
+
+
+def test_a_malformed_connection_string_is_a_configuration_error_that_hides_it() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        PostgresStore("host=db password=hunter2 nonsense", None)
+    assert caught.value.reason == "store_dsn" and "hunter2" not in caught.value.message
