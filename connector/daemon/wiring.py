@@ -336,7 +336,14 @@ def build(
     # A token that goes away takes "keys" down until it is back (its work waits meanwhile).
     closers.append(pkcs11_token.watch(lambda up: metrics.set_component_up("keys", up)))
     for role, source in (("seal", seal), ("xml_signer", xml_source)):
-        identity = _identity_if_present(role, source)
+        try:
+            identity = _identity_if_present(role, source)
+        except ConfigurationError as exc:
+            if not config.organisations:
+                raise
+            # Several organisations: the first one's unusable key makes its work wait only.
+            log.error("%s of %s: %s", role, config.agency.organ_id, exc.message)
+            identity = None
         if identity is None:
             metrics.set_component_up("keys", False)
         else:

@@ -146,27 +146,31 @@ def test_records_for_organisations_not_served_are_refused(province: Any,
                                states=(OutboundState.READY,)) == []
 
 
+@pytest.mark.parametrize("broken_index", [1, 0])
 def test_one_organisation_with_an_unusable_key_waits_and_the_others_go_on(
-        province_world: World, pki: DemoPki, tmp_path: Path) -> None:  # noqa: F811
+        province_world: World, pki: DemoPki, tmp_path: Path,  # noqa: F811
+        broken_index: int) -> None:
     broken = tmp_path / "broken-seal.key"
     broken.write_text("not a key\n")
     config_path = province_config(province_world, tmp_path / "p.yaml", None)
     raw = yaml.safe_load(config_path.read_text("utf-8"))
-    raw["organisations"][1]["seal"]["key"] = str(broken)
+    raw["organisations"][broken_index]["seal"]["key"] = str(broken)
+    waiting, going = (C_ID, A_ID) if broken_index == 1 else (A_ID, C_ID)
     config = _load(raw, tmp_path, province_world)
-    built = wiring.build(config, start_metrics=False)  # starts: only C waits
+    built = wiring.build(config, start_metrics=False)  # starts: only that one waits
     try:
         services = built.services
-        c_item = ListItem(local_record(org_record(pki, C_ID, "w-c", [B_ID], 701)))
-        a_item = ListItem(local_record(org_record(pki, A_ID, "w-a", [B_ID], 702)))
+        c_item = ListItem(local_record(org_record(pki, waiting, "w-c", [B_ID], 701)))
+        a_item = ListItem(local_record(org_record(pki, going, "w-a", [B_ID], 702)))
         _handle(services, c_item, a_item)
-        assert (c_item.settled, a_item.settled) == ("ack", "ack")  # C's waits in the store
+        assert (c_item.settled, a_item.settled) == ("ack", "ack")  # one waits in the store
         states = {p.key: p.state for p in services.store.find(direction=Direction.OUTBOUND)}
         assert states == {"w-c": OutboundState.ACCEPTED, "w-a": OutboundState.READY}
         assert services.organisations is not None
-        assert C_ID in services.organisations.waiting
+        assert waiting in services.organisations.waiting
         assert outbound.resume_waiting(services) == 0  # still broken: still waiting
-        assert services.organisations.waiting.keys() == {C_ID}
+        assert services.organisations.waiting.keys() == {waiting}
+        assert built.metrics.components()["keys"] is False
     finally:
         built.close()
 
