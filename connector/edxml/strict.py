@@ -10,16 +10,23 @@ the daemon.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 
 import xmlschema
 from lxml import etree
 
+from connector.edxml.conformance import deviations
 from connector.edxml.model import NS
 from connector.edxml.problems import Problem
 from connector.edxml.schema import schema_dir
-from connector.edxml.xmlsafe import UnsafeXmlError, parse_untrusted, strip_stray_prefix
+from connector.edxml.xmlsafe import (
+    UnsafeXmlError,
+    encoding_note,
+    parse_untrusted,
+    strip_stray_prefix,
+)
 
 _NS_BRACED = "{" + NS + "}"
 _PREFIXED_STEP = re.compile(r"\{[^}]*\}|[A-Za-z_][\w.-]*:")
@@ -38,7 +45,11 @@ def strict_problems(data: bytes) -> list[Problem]:
         message = re.sub(r"^line \d+: ", "", exc.message) if exc.line else exc.message
         return [Problem(message, line=exc.line, reason=exc.reason)]
     problems: list[Problem] = []
-    _, stray = strip_stray_prefix(bytes(data))
+    note = encoding_note(bytes(data))
+    if note is not None:  # the emit level is UTF-8
+        problems.append(Problem(note.split(":")[0] + ": QCVN 102 packages are UTF-8", line=1,
+                                reason="schema"))
+    _, stray = strip_stray_prefix(bytes(data)) if note is None else (b"", 0)
     if stray and not bytes(data).startswith(b"\xef\xbb\xbf<"):
         problems.append(
             Problem(f"{stray} byte(s) before the XML declaration", line=1, reason="schema")
@@ -57,4 +68,12 @@ def strict_problems(data: bytes) -> list[Problem]:
             Problem(reason.replace(_NS_BRACED, "edXML:"), path=path, line=line,
                     element=element, reason="schema")
         )
+    # xmlschema stops reading an element's children at its first content-model error: the
+    # receive level's structural pass names every misplaced, missing, repeated or unknown
+    # child, so a file's problems are all listed at once.
+    named = {(p.line, p.element) for p in problems}
+    for warning in deviations(root, "status" if status is not None else "edoc"):
+        if (warning.line, warning.element) not in named:
+            named.add((warning.line, warning.element))
+            problems.append(dataclasses.replace(warning, reason="schema"))
     return problems

@@ -22,6 +22,7 @@ from tests.mapping.conftest import DIRECTORY_FILE, MAPPINGS
 from tests.samples import SAMPLES_DIR
 
 CASES = corpus()
+MAPPING_NAMES = sorted(p.stem for p in MAPPINGS.glob("*.yaml"))
 BY_NAME = {c.name: c for c in CASES}
 PARAMS = (
     [pytest.param(c, id=c.name) for c in CASES]
@@ -61,10 +62,11 @@ def test_case_gets_its_expected_outcome(case: Case) -> None:
     assert all(w.reason == "deviation" for w in result.warnings)
     package = result.package
     assert package is not None and package.deviations == tuple(result.warnings)
-    fmt = _mappings().get("qlvb-json")
-    local = (fmt.package_to_record(package) if isinstance(package, EdocPackage)
-             else fmt.status_to_event(package))
-    assert local.body
+    for name in MAPPING_NAMES:  # every shipped mapping maps it back (map --reverse)
+        fmt = _mappings().get(name)
+        local = (fmt.package_to_record(package) if isinstance(package, EdocPackage)
+                 else fmt.status_to_event(package))
+        assert local.body, name
 
 
 def test_corpus_is_large_and_covers_every_family() -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from connector.edxml import check_package, parse_package, peek
+from connector.edxml.strict import strict_problems
 from connector.edxml.xmlsafe import UnsafeXmlError, parse_untrusted, strip_stray_prefix
 from tests.samples import sample_params
 
@@ -58,6 +59,7 @@ def test_other_declared_encodings_read_as_the_same_package(path: Path, label: st
     result = check_package(data)
     assert result.ok, [str(p) for p in result.problems]
     assert any("encoding" in w.message for w in result.warnings), [str(w) for w in result.warnings]
+    assert any("UTF-8" in p.message for p in strict_problems(data))  # the emit level: UTF-8
 
 
 REFUSED = {
