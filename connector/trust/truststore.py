@@ -45,6 +45,7 @@ from cryptography.x509.oid import NameOID
 from pyhanko_certvalidator import CertificateValidator, ValidationContext, errors
 
 from connector.errors import ConfigurationError, PermanentError
+from connector.trust import name_prep
 
 # A UUID-based arc (ITU-T X.667, needs no registration) for the demo PKI's policies.
 DEMO_POLICY_ARC = "2.25.134397234792769685231255420654958657115"
@@ -68,6 +69,8 @@ REASONS = (
 )
 
 RevocationMode = Literal["soft-fail", "hard-fail", "require"]
+
+name_prep.install()  # X.509 names compared without preparing the same strings again
 
 
 class SignerKind(enum.StrEnum):

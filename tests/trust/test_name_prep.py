@@ -1,0 +1,43 @@
+"""Remembered name preparation: asn1crypto's own result or error for every string, every time."""
+
+from __future__ import annotations
+
+import pytest
+from asn1crypto import x509 as asn1_x509
+
+from connector.trust import name_prep
+
+STRINGS = (
+    "", "Sở Nội vụ tỉnh Cà Mau", "SỞ  NỘI VỤ\tTỈNH", "Nguyễn Văn An", "ﬁle Ⅳ ｆｕｌｌ", "a\u00adb",
+    "x\u200by", "tab\there", "line\nfeed", "000.00.31.H12", "VN", "Ω≈ç√", "e\u0301", "x" * 600,
+    "private \ue000 use", "bidi \u200e mark", "unassigned \u0378", "nonchar \ufdd0",
+)
+
+
+def _outcome(prep: object, string: str) -> tuple[str, str]:
+    value = asn1_x509.NameTypeAndValue()  # the preparation does not read it
+    try:
+        return ("value", prep(value, string))  # type: ignore[operator]
+    except ValueError as exc:
+        return ("error", str(exc))
+
+
+@pytest.mark.parametrize("string", STRINGS)
+def test_same_result_or_error_each_time(string: str) -> None:
+    expected = _outcome(name_prep.original(), string)
+    for _ in range(3):
+        assert _outcome(name_prep.prepare, string) == expected
+
+
+def test_installed_names_compare_as_before() -> None:
+    name_prep.install()
+    assert asn1_x509.NameTypeAndValue._ldap_string_prep is name_prep.prepare
+    one = asn1_x509.Name.build({"common_name": "Sở  Nội vụ", "organization_name": "UBND"})
+    same = asn1_x509.Name.build({"common_name": "sở nội vụ", "organization_name": "ubnd"})
+    other = asn1_x509.Name.build({"common_name": "Sở Nội vụ A", "organization_name": "UBND"})
+    assert one == same and one != other
+
+
+def test_refused_strings_are_refused_every_time() -> None:
+    for _ in range(2):
+        assert _outcome(name_prep.prepare, "private \ue000 use")[0] == "error"
