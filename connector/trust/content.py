@@ -8,6 +8,9 @@
 * The main document must be a PDF carrying a valid personal signature and a valid seal
   (R3); every other PDF — recognised by its content, whatever its declared type — must carry
   a valid seal (R4); every signature present must be valid.
+* A zip that stays a zip (several entries) is looked into: every entry is held to the same
+  rules (an executable refused, a PDF held to R4 and its seals judged like the others'),
+  within the bounds of :mod:`connector.trust.zip_entries` (entries, size, nesting).
 
 :func:`check_attachments` is a plain function over bytes (worker-pool friendly) returning a
 picklable report; it decides nothing about the sender (that is :mod:`connector.trust.origin`)
@@ -28,6 +31,7 @@ from connector.errors import PermanentError
 from connector.trust.binding import SignerFacts
 from connector.trust.pdf_policy import PdfPolicy, Role, check_inbound, is_pdf
 from connector.trust.truststore import SignerKind, TrustStore
+from connector.trust.zip_entries import DEFAULT_ZIP_LIMITS, is_zip, read_entries, shown
 
 _CN = re.compile(r"(?:^|,)CN=((?:\\,|[^,])+)")
 PDF_MAGIC = b"%PDF-"
@@ -130,13 +134,15 @@ def content_problem(item: Attachment) -> tuple[str, str] | None:
     return None
 
 
-def _check_one(item: Attachment, role: Role | None, trust: TrustStore, policy: PdfPolicy
-               ) -> AttachmentCheck:
+def _check_one(item: Attachment, role: Role | None, trust: TrustStore, policy: PdfPolicy,
+               depth: int = 0) -> AttachmentCheck:
     cid = item.content_id
     problem = content_problem(item)
     if problem is not None:
         return AttachmentCheck(cid, item.name, role or "other", f"{cid}: {problem[1]}",
                                reason=problem[0], problem=problem[1])
+    if role is None and is_zip(item.data):
+        return _check_zip(item, trust, policy, depth + 1)
     if role is None:
         return AttachmentCheck(cid, item.name, "other",
                                f"{cid}: not a PDF, no PDF signature checked")
@@ -153,6 +159,40 @@ def _check_one(item: Attachment, role: Role | None, trust: TrustStore, policy: P
         cid, item.name, str(role),
         f"{item.name}: {len(report.signatures)} valid signature(s) ({', '.join(signers)}) "
         f"as {role}", seals, signers, seal_digests=digests,
+    )
+
+
+def _check_zip(item: Attachment, trust: TrustStore, policy: PdfPolicy, depth: int
+               ) -> AttachmentCheck:
+    """Every entry of a zip attachment held to the rules of a separate attachment; the first
+    failing entry fails the attachment; the seals found inside count as the attachment's."""
+    cid, what = item.content_id, f"attachment {item.content_id}"
+    if depth > DEFAULT_ZIP_LIMITS.depth:
+        message = (f"{what}: archives nested deeper than {DEFAULT_ZIP_LIMITS.depth} levels "
+                   "cannot be checked")
+        return AttachmentCheck(cid, item.name, "other", f"{cid}: {message}",
+                               reason="attachment_zip_nested", problem=message)
+    try:
+        entries = read_entries(item.data, what=what)
+    except PermanentError as exc:
+        return AttachmentCheck(cid, item.name, "other", f"{cid}: {exc.message}",
+                               reason=exc.reason, problem=exc.message)
+    seals: list[SignerFacts] = []
+    digests: list[str] = []
+    signers: list[str] = []
+    for name, data in entries:
+        entry = Attachment(f"{cid}, entry '{shown(name)}'", name, "", data)
+        found = _check_one(entry, Role.ATTACHMENT if is_pdf(data) else None, trust, policy,
+                           depth)
+        if found.reason is not None:
+            return AttachmentCheck(cid, item.name, "other", found.note, reason=found.reason,
+                                   problem=found.problem)
+        seals.extend(found.seals)
+        digests.extend(found.seal_digests)
+        signers.extend(found.signers)
+    return AttachmentCheck(
+        cid, item.name, "other", f"{cid}: a zip of {len(entries)} file(s), each checked",
+        tuple(seals), tuple(signers), seal_digests=tuple(digests),
     )
 
 
