@@ -281,7 +281,7 @@ def _store(c: _Collector) -> None:
         c.fact("store", f"sqlite {path} (does not exist yet: created at the first run)")
         return
     try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+        conn = read_only_sqlite(path)
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             count = conn.execute("SELECT COUNT(*) FROM packages").fetchone()[0] if version else 0
@@ -295,6 +295,19 @@ def _store(c: _Collector) -> None:
               f"connector's {SCHEMA_VERSION}: upgrade the connector")
         return
     c.fact("store", f"sqlite {path} ({count} packages, schema version {version})")
+
+
+def read_only_sqlite(path: Path) -> sqlite3.Connection:
+    """The store opened for reading without creating anything beside it.
+
+    ``mode=ro`` alone still creates ``<store>-wal`` and ``<store>-shm`` beside a WAL store
+    (owned by whoever runs check). When both exist (the daemon runs, or did not close) they
+    are shared as they are; otherwise there is no write-ahead log to miss and the file is
+    read as immutable, which creates nothing."""
+    uri = path.resolve().as_uri()
+    wal, shm = Path(f"{path}-wal"), Path(f"{path}-shm")
+    mode = "mode=ro" if wal.exists() and shm.exists() else "mode=ro&immutable=1"
+    return sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=5)
 
 
 def _metrics(c: _Collector) -> None:

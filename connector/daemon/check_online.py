@@ -200,6 +200,8 @@ def _amqp_reason(exc: BaseException) -> str:
 
 
 def probe_store(config: Config) -> Probe:
+    from connector.daemon.check_offline import read_only_sqlite
+
     path = config.store.path
     if path is None:  # PostgreSQL (replicas)
         from connector.store import configured_dsn
@@ -210,7 +212,7 @@ def probe_store(config: Config) -> Probe:
     if not path.exists():
         return Probe("store", True, f"{path} does not exist yet (created at the first run)")
     try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+        conn = read_only_sqlite(path)
         try:
             conn.execute("PRAGMA quick_check(1)").fetchone()
             count = conn.execute("SELECT COUNT(*) FROM packages").fetchone()[0]

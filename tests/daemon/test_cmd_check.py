@@ -301,3 +301,21 @@ def test_online_broker_login_and_passive_declare(
     assert code == 1, out
     assert "online broker: FAILED" in err and expected in err
     assert "online hub: OK" in out
+
+
+def test_an_existing_store_is_read_without_creating_its_wal_files(
+    env: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # SQLite opened with mode=ro still creates <store>-wal and <store>-shm beside a WAL
+    # store (owned by whoever runs check: root's files would then block the daemon's user).
+    from connector.store import open_store
+
+    store_path = env.var / "demo" / "agency-a" / "store.sqlite"
+    store_path.parent.mkdir(parents=True, exist_ok=True)
+    open_store(store_path, None).close()
+    assert not Path(f"{store_path}-wal").exists() and not Path(f"{store_path}-shm").exists()
+    before = _files_under(env.tmp)
+    _code, out, err = _check(CONFIG_A, capsys, online=True)
+    assert "store: sqlite " in out and "(0 packages, schema version" in out, out + err
+    assert "online store: OK" in out
+    assert _files_under(env.tmp) == before
