@@ -13,6 +13,10 @@ The file-drop pattern of eDelivery gateways. Layout under the spool root (names 
     failed/outbound/.../<record-id>.json.reason.json   the reason beside them
     .state/  .lock                               the connector's own bookkeeping
 
+A connector serving several organisations also reads ``outbound/<OrganId>/`` (the records of
+that organisation; the daemon tells such a folder from a mapping's) and writes a delivery
+naming its organisation (header ``organ-id``) into ``inbound/<OrganId>/<delivery-id>/``.
+
 Rules for agency software (writers):
 
 * Write a record under a temporary name, then rename it into place: a name starting with
