@@ -59,7 +59,7 @@ from signxml.signer import XMLSigner
 from signxml.verifier import SignatureConfiguration, XMLVerifier
 
 from connector.edxml.model import NS, XMLDSIG_NS
-from connector.edxml.xmlsafe import parse_untrusted, strip_stray_prefix
+from connector.edxml.xmlsafe import parse_untrusted, to_utf8
 from connector.errors import PermanentError
 from connector.trust.truststore import (
     Purpose,
@@ -243,7 +243,9 @@ def verify_package(
     OrganId) is compared with the signer certificate's organizationIdentifier; ``at``
     verifies at another moment than now.
     """
-    body, _ = strip_stray_prefix(bytes(data))
+    # UTF-8 without stray bytes, whatever encoding the peer declared (the canonical form that
+    # is digested is UTF-8 anyway): signxml parses exactly what parse_untrusted checked.
+    body = to_utf8(bytes(data))
     root = parse_untrusted(body)
     header = _locate_header(root)
     signatures = list(root.iter(_ds("Signature")))
