@@ -23,6 +23,10 @@ from cryptography import x509
 from connector.config_schema import Config
 from connector.errors import ConnectorError
 
+# OpenSSL's reasons when the bytes that came back are not TLS at all (an http server).
+NOT_TLS = frozenset({"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "UNKNOWN_PROTOCOL",
+                     "PACKET_LENGTH_TOO_LONG", "RECORD_LAYER_FAILURE"})
+
 
 @dataclass(frozen=True)
 class Probe:
@@ -110,6 +114,10 @@ def _tls(config: Config, sock: socket.socket, host: str, port: int) -> str:
                 "(hub.tls.ca_file must hold the CA that issued it)")
     except ssl.SSLError as exc:
         sock.close()
+        if exc.reason in NOT_TLS:
+            return (f"TLS handshake failed: {exc.reason}: the server at {host}:{port} does not "
+                    "speak TLS (plain http on this port? check the scheme and port of "
+                    "hub.endpoint)")
         return f"TLS handshake failed: {exc.reason or exc} (client certificate refused?)"
     except OSError as exc:
         return f"TLS handshake failed: {exc}"

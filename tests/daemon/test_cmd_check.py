@@ -319,3 +319,16 @@ def test_an_existing_store_is_read_without_creating_its_wal_files(
     assert "store: sqlite " in out and "(0 packages, schema version" in out, out + err
     assert "online store: OK" in out
     assert _files_under(env.tmp) == before
+
+
+def test_online_https_to_a_plain_http_port_says_so(
+    env: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # WRONG_VERSION_NUMBER is what OpenSSL says when the server answers in plain HTTP:
+    # "client certificate refused?" would send the operator after the wrong file.
+    plain = env.env["CONNECTOR_HUB_URL"]
+    assert plain.startswith("http://")
+    monkeypatch.setenv("CONNECTOR_HUB_URL", "https://" + plain.removeprefix("http://"))
+    code, _, err = _check(CONFIG_A, capsys, online=True)
+    assert code == 1
+    assert "does not speak TLS" in err and "client certificate refused" not in err, err
