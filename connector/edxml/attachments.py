@@ -11,7 +11,6 @@ import base64
 import binascii
 import io
 import mimetypes
-import re
 import zipfile
 from dataclasses import dataclass
 
@@ -19,7 +18,7 @@ from connector.errors import PermanentError
 
 ZIP_MAGIC = b"PK\x03\x04"
 ZIP_CONTENT_TYPE = "application/zip"
-_BASE64_WS = re.compile(rb"\s+")
+_BASE64_WS = b" \t\n\r\x0b\x0c"  # what rb"\s" matches; bytes.translate drops them in C
 
 
 @dataclass(frozen=True)
@@ -38,7 +37,7 @@ class AttachmentError(PermanentError):
 
 def decode_base64(text: str | bytes, *, name: str, limits: AttachmentLimits) -> bytes:
     raw = text.encode("ascii", "replace") if isinstance(text, str) else text
-    compact = _BASE64_WS.sub(b"", raw)
+    compact = raw.translate(None, _BASE64_WS)
     if len(compact) * 3 // 4 > limits.max_bytes:
         raise AttachmentError(
             f"attachment {name!r} is about {len(compact) * 3 // 4} bytes, over the limit of "
