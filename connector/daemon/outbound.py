@@ -220,7 +220,7 @@ def handle(services: Services, item: IntakeItem) -> None:
         return
     except organisations.OrganisationWaiting as exc:
         # Stored ACCEPTED with its record: it waits for its organisation's keys there
-        # (``resume_waiting``) and the records of the other organisations go on.
+        # (``waiting_keys``) and the records of the other organisations go on.
         _waits_for_keys(services, item, package.id, exc)
         return
     services.fault("before_store_ready")
@@ -247,44 +247,6 @@ def _waits_for_keys(
     services.organisations.set_waiting(exc.organ_id, exc.message)
     services.store.add_event(package_id, "waiting_for_keys", exc.message[:500])
     item.ack()
-
-
-def resume_waiting(services: Services) -> int:
-    """Prepare the documents of organisations whose keys were unavailable (several
-    organisations only); those still waiting stay ACCEPTED. Returns how many went READY."""
-    registry = services.organisations
-    if registry is None or not registry.waiting:
-        return 0
-    ready, still = 0, set()
-    for package in services.store.find(states=(OutboundState.ACCEPTED,), limit=1000):
-        record = services.store.record(package.id)
-        if record is None:
-            continue
-        named, _ = organisations.record_hint(record)
-        if (named or package.sender) in still:
-            continue  # its organisation's keys were just found missing: not tried again
-        try:
-            raw, facts, _ = prepare(services, record)
-        except organisations.OrganisationWaiting as exc:
-            still.add(exc.organ_id)
-            continue
-        except PermanentError as exc:
-            services.store.mark_refused(package.id, ErrorInfo.of(exc))
-            continue
-        try:
-            prepared = services.store.mark_ready(package.id, raw, facts)
-        except IllegalTransition:  # another replica prepared it meanwhile
-            continue
-        ready += 1
-        if package.kind is PackageKind.EDOC:
-            organisations.sending(services, facts.sender).metrics.document("outbound", "accepted")
-        emit(services, "outbound.ready", prepared, recipients=list(facts.recipients),
-             priority=facts.priority)
-    for organ_id in list(registry.waiting):
-        if organ_id not in still:
-            log.info("organisation %s: keys back, its waiting documents prepared", organ_id)
-            registry.set_waiting(organ_id, None)
-    return ready
 
 
 def refuse(services: Services, item: IntakeItem, package_id: int, exc: PermanentError) -> None:
@@ -352,6 +314,8 @@ def intake_loop(services: Services, stop: threading.Event) -> None:
     while not stop.is_set():
         if services.organisations is not None and time.monotonic() >= next_resume:
             next_resume = time.monotonic() + services.timing.poll_interval
+            from connector.daemon.waiting_keys import resume_waiting
+
             try:
                 resume_waiting(services)
             except ConnectorError as exc:

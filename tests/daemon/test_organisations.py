@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from connector.config import load_config
-from connector.daemon import inbound, organisations, outbound, sender, wiring
+from connector.daemon import inbound, organisations, outbound, sender, waiting_keys, wiring
 from connector.daemon.retry import DependencyBackoff
 from connector.errors import ConfigurationError
 from connector.local import spool
@@ -168,7 +168,7 @@ def test_one_organisation_with_an_unusable_key_waits_and_the_others_go_on(
         assert states == {"w-c": OutboundState.ACCEPTED, "w-a": OutboundState.READY}
         assert services.organisations is not None
         assert waiting in services.organisations.waiting
-        assert outbound.resume_waiting(services) == 0  # still broken: still waiting
+        assert waiting_keys.resume_waiting(services) == 0  # still broken: still waiting
         assert services.organisations.waiting.keys() == {waiting}
         assert built.metrics.components()["keys"] is False
     finally:

@@ -30,7 +30,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 
 from connector.cli import main
 from connector.config import load_config
-from connector.daemon import inbound, organisations, outbound, sender, wiring
+from connector.daemon import inbound, organisations, outbound, sender, waiting_keys, wiring
 from connector.daemon.retry import DependencyBackoff
 from connector.store.states import Direction, OutboundState, PackageKind, RecipientState
 from connector.trust.keys import load_certificate
@@ -226,11 +226,11 @@ def test_a_token_out_mid_run_holds_its_organisation_only(province_world: World, 
             assert states == {"t-0": OutboundState.SENT, f"t-{A_ID}": OutboundState.SENT,
                               f"t-{C_ID}": OutboundState.SENT, "t-d0": OutboundState.ACCEPTED,
                               "t-d1": OutboundState.ACCEPTED}
-            assert outbound.resume_waiting(services) == 0
+            assert waiting_keys.resume_waiting(services) == 0
         finally:
             for folder in folders:
                 shutil.move(tmp_path / folder.name, folder)
-        assert outbound.resume_waiting(services) == 2  # back: both prepared
+        assert waiting_keys.resume_waiting(services) == 2  # back: both prepared
         assert services.organisations.waiting == {}
         _send_all(services)
         inbound.poll_once(b.services)
