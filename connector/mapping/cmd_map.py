@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         fmt = load_format(resolve_mapping_file(args.mapping, Path(args.dir)),
                           load_directory(Path(args.directory)))
-        data = read_package_file(args.file) if args.reverse else Path(args.file).read_bytes()
+        data = read_package_file(args.file)  # stat first: a folder, FIFO or device never hangs
     except InputFileError as exc:
         print(f"connector map: {exc}", file=sys.stderr)
         return 2

@@ -68,3 +68,22 @@ def test_map_reverse_reads_what_the_receive_level_accepts(
     assert rc == 1 and b"would be refused on receipt" in err and b"DocumentId" in err
     assert main(["map", "--mapping", "qlvb-json", *BASE, "--reverse", str(tmp_path)]) == 2
     assert b"is a folder" in capsysbinary.readouterr().err
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_map_names_what_is_not_a_file(
+    reverse: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    fifo = tmp_path / "record.json"
+    os.mkfifo(fifo)
+    cases = {
+        str(tmp_path): "is a folder, not a file",
+        str(fifo): "is a named pipe (FIFO), not a regular file",
+        "/dev/zero": "is a device, not a regular file",
+    }
+    for name, message in cases.items():
+        argv = ["map", "--mapping", "qlvb-json", *BASE, *(["--reverse"] if reverse else []), name]
+        assert main(argv) == 2  # returns at once: a FIFO or /dev/zero is never read
+        assert f"{name}: {message}" in capsys.readouterr().err
