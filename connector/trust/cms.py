@@ -29,6 +29,7 @@ certificate's key can be used for encryption.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 
@@ -151,20 +152,11 @@ def _recipient_info(cert: x509.Certificate, cek: bytes) -> cms.RecipientInfo:
     if isinstance(public_key, rsa.RSAPublicKey):
         _require_key_usage(cert, "key_encipherment")
         encrypted_key = public_key.encrypt(cek, _oaep(hashes.SHA256))
-        oaep_params = algos.RSAESOAEPParams(
-            {
-                "hash_algorithm": {"algorithm": "sha256"},
-                "mask_gen_algorithm": {
-                    "algorithm": "mgf1",
-                    "parameters": {"algorithm": "sha256"},
-                },
-            }
-        )
         ktri = cms.KeyTransRecipientInfo(
             {
                 "version": "v0",
                 "rid": cms.RecipientIdentifier({"issuer_and_serial_number": issuer_serial}),
-                "key_encryption_algorithm": {"algorithm": "rsaes_oaep", "parameters": oaep_params},
+                "key_encryption_algorithm": _rsa_oaep_sha256(),
                 "encrypted_key": encrypted_key,
             }
         )
@@ -174,7 +166,7 @@ def _recipient_info(cert: x509.Certificate, cek: bytes) -> cms.RecipientInfo:
     ):
         _require_key_usage(cert, "key_agreement")
         ephemeral = ec.generate_private_key(public_key.curve)
-        wrap_algorithm = cms.KeyEncryptionAlgorithm({"algorithm": "aes256_wrap"})
+        wrap_algorithm, agreement_algorithm = _ecdh_aes256_wrap()
         kek = _kdf(
             ephemeral.exchange(ec.ECDH(), public_key), hashes.SHA256, wrap_algorithm, None, 32
         )
@@ -191,9 +183,7 @@ def _recipient_info(cert: x509.Certificate, cek: bytes) -> cms.RecipientInfo:
                         )
                     }
                 ),
-                "key_encryption_algorithm": cms.KeyEncryptionAlgorithm(
-                    {"algorithm": _STD_DH_SHA256_KDF, "parameters": wrap_algorithm}
-                ),
+                "key_encryption_algorithm": agreement_algorithm,
                 "recipient_encrypted_keys": [
                     {
                         "rid": cms.KeyAgreementRecipientIdentifier(
@@ -210,6 +200,36 @@ def _recipient_info(cert: x509.Certificate, cek: bytes) -> cms.RecipientInfo:
         "CMS encryption supports RSA and EC P-256/P-384/P-521 recipients",
         reason="encryption_cert_unsupported",
     )
+
+
+@functools.cache
+def _rsa_oaep_sha256() -> cms.KeyEncryptionAlgorithm:
+    """RSAES-OAEP with SHA-256 and MGF1-SHA-256, built once and kept parsed: asn1crypto
+    re-encodes a value it built itself on every dump (about 1 ms per recipient)."""
+    built = cms.KeyEncryptionAlgorithm(
+        {
+            "algorithm": "rsaes_oaep",
+            "parameters": algos.RSAESOAEPParams(
+                {
+                    "hash_algorithm": {"algorithm": "sha256"},
+                    "mask_gen_algorithm": {
+                        "algorithm": "mgf1",
+                        "parameters": {"algorithm": "sha256"},
+                    },
+                }
+            ),
+        }
+    )
+    return cms.KeyEncryptionAlgorithm.load(built.dump())
+
+
+@functools.cache
+def _ecdh_aes256_wrap() -> tuple[cms.KeyEncryptionAlgorithm, cms.KeyEncryptionAlgorithm]:
+    """The AES-256 key wrap and the ECDH (SHA-256 KDF) algorithm carrying it, kept parsed."""
+    wrap = cms.KeyEncryptionAlgorithm({"algorithm": "aes256_wrap"})
+    agreement = cms.KeyEncryptionAlgorithm({"algorithm": _STD_DH_SHA256_KDF, "parameters": wrap})
+    return (cms.KeyEncryptionAlgorithm.load(wrap.dump()),
+            cms.KeyEncryptionAlgorithm.load(agreement.dump()))
 
 
 def _require_key_usage(cert: x509.Certificate, usage: str) -> None:
