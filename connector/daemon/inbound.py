@@ -42,7 +42,7 @@ from connector.edxml.problems import EdxmlError
 from connector.edxml.summary import PackageSummary
 from connector.errors import ConnectorError, PermanentError, TransientError, UnavailableError
 from connector.interconnect.base import MESSAGE_TYPES, PendingItem
-from connector.local.base import DeliveryKind, with_deviations
+from connector.local.base import H_HUB_ID, DeliveryKind, with_deviations
 from connector.store.api import ErrorInfo, NewInbound, PackageFacts, SealUse, TrackedPackage
 from connector.store.states import Direction, InboundState, PackageKind
 from connector.trust import origin
@@ -303,6 +303,10 @@ def _deliver(services: Services, package: TrackedPackage, received: Received) ->
             delivery = services.mapper.package_to_delivery(model, delivery_id)
         warnings = [str(w) for w in model.deviations]
         delivery = with_deviations(delivery, warnings)
+        if package.hub_id:  # the dedupe key of the local system (not our store's counter)
+            delivery = dataclasses.replace(
+                delivery, headers={**delivery.headers, H_HUB_ID: package.hub_id}
+            )
         delivery = organisations.addressed(services, delivery)  # several organisations
         if unverified:
             marks = {

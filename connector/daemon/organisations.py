@@ -31,12 +31,12 @@ from connector.daemon.ports import Mapper, PackageSigning, PayloadCrypto, PdfSta
 from connector.edxml.model import Organization, Package
 from connector.errors import ConnectorError, PermanentError, UnavailableError
 from connector.interconnect.base import HubTransport
-from connector.local.base import LocalDelivery, LocalRecord
+from connector.local.base import H_ORGANISATION, LocalDelivery, LocalRecord
 
 T = TypeVar("T")
 
 RECORD_HEADER = "x-organ-id"  # on a record (AMQP header): the organisation it is sent for
-DELIVERY_HEADER = "organ-id"  # on a delivery: the organisation it is delivered to
+DELIVERY_HEADER = H_ORGANISATION  # on a delivery: the organisation it is delivered to
 # A spool subfolder in the QĐ 20/2020 OrganId form names an organisation, not a mapping.
 _ORGAN_FOLDER = re.compile(r"^[0-9A-Z]{3}\.[0-9A-Z]{2}\.[0-9A-Z]{2}\.[A-Z][0-9A-Z]{2}$")
 

@@ -66,6 +66,7 @@ from connector.local.base import (
     LocalEvent,
     LocalRecord,
     RecordLimits,
+    dedupe_key,
 )
 from connector.local.spool_files import item_fault
 from connector.metrics import ConnectorMetrics
@@ -331,7 +332,7 @@ class AmqpLocalSide:
                 body=body,
                 content_type=content_type,
                 headers=headers,
-                message_id=delivery.delivery_id,
+                message_id=dedupe_key(delivery),
                 priority=delivery_priority(delivery),
                 properties={"timestamp": int(time.time()), "type": routing_key},
             ),

@@ -122,6 +122,22 @@ def with_deviations(delivery: LocalDelivery, warnings: Sequence[str]) -> LocalDe
     return replace(delivery, headers=headers)
 
 
+# The hub's own id of a received package: stable across restarts, stores and replicas (a
+# store counter is not), so it is what a local system deduplicates by.
+H_HUB_ID = "hub-id"
+H_ORGANISATION = "organ-id"  # serving several organisations: the one it is delivered to
+
+
+def dedupe_key(delivery: LocalDelivery) -> str:
+    """The key a local system deduplicates a delivery by: the hub id (per organisation of
+    ours when one package is delivered to several), else the delivery id."""
+    hub_id = delivery.headers.get(H_HUB_ID)
+    if not hub_id:
+        return delivery.delivery_id
+    organ = delivery.headers.get(H_ORGANISATION)
+    return f"{hub_id}@{organ}" if organ else hub_id
+
+
 @dataclass(frozen=True)
 class LocalEvent:
     """A delivery event for the local system (``outbound.sent``, ``status.01`` ...)."""

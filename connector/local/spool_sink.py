@@ -28,14 +28,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from connector.errors import PermanentError, UnavailableError
-from connector.local.base import LocalDelivery, LocalEvent
+from connector.local.base import H_ORGANISATION, LocalDelivery, LocalEvent
 from connector.local.filenames import DELIVERY_RESERVED, fit_names
 from connector.local.spool_files import item_fault
 from connector.timeutil import VN_TZ, now_vn
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 # The delivery header naming the organisation a delivery is for (several organisations).
-ORGANISATION_HEADER = "organ-id"
+ORGANISATION_HEADER = H_ORGANISATION
 
 
 def safe_name(identifier: str, *, limit: int = 120) -> str:

@@ -76,6 +76,7 @@ def test_document_goes_to_the_local_side_then_the_hub_hears_done_then_01_is_queu
     (delivery,) = world.b.deliveries()
     assert delivery.folder.name == f"in-{package.id}"
     assert delivery.headers["from"] == A_ID and delivery.document_id == package.document_id
+    assert package.hub_id and delivery.headers["hub-id"] == package.hub_id  # the dedupe key
     assert delivery.record()["trich_yeu"] == record.subject
     assert len(delivery.files()) == 3  # main document and two appendices, decrypted
     assert world.b.events("inbound.delivered")

@@ -271,7 +271,8 @@ def test_deliver_and_emit_reach_the_local_queues(topology: AmqpTopology,
         attachments=[("công văn.pdf", b"%PDF-1.7 body"), ("phụ lục.pdf", b"%PDF annex")],
         headers={"business-doc-type": "3", "priority": "2", "document-id": "x"}))
     side.deliver(LocalDelivery("st-1", DeliveryKind.STATUS, b"{}", "application/json",
-                               headers={"status-code": "03"}))
+                               headers={"status-code": "03", "hub-id": "vxp-77",
+                                        "organ-id": "000.00.00.H02"}))
     side.emit(LocalEvent("status.01", {"document_id": "000.00.00.H01,2024/01/02,12/UBND"},
                          event_id="ev-1"))
     document, status = get_all(topology.inbound_queue)
@@ -282,6 +283,8 @@ def test_deliver_and_emit_reach_the_local_queues(topology: AmqpTopology,
     assert (body, content_type) == (b'{"so": "12/UBND"}', "application/json")
     assert files == [("công văn.pdf", b"%PDF-1.7 body"), ("phụ lục.pdf", b"%PDF annex")]
     assert status.delivery_info["routing_key"] == "status.03"
+    # the dedupe key is the hub's id (per organisation of ours), never the store's counter
+    assert status.properties["message_id"] == "vxp-77@000.00.00.H02"
     [event] = get_all(topology.events_queue)
     assert event.delivery_info["routing_key"] == "status.01"
     assert event.properties["message_id"] == "ev-1"
