@@ -81,6 +81,7 @@ _CANONICAL = {alias: name for name, aliases in ALIASES.items() for alias in alia
 _ERROR_ELEMENT = re.compile(r"Element '(?:\{[^}]*\}|[\w.-]+:)?([\w.-]+)'")
 _CONTENT_MODEL = ("This element is not expected", "Missing child element")
 _NS_BRACED = "{" + NS + "}"
+_PAYLOADS = "/edXML/AttachmentEncoded"
 _local = threading.local()
 
 
@@ -144,6 +145,14 @@ class _Pass:
         local = qname.localname
         if qname.namespace == XMLDSIG_NS and decl.any_namespace == XMLDSIG_NS:
             return child
+        payload = path.startswith(_PAYLOADS) or (path == "/edXML" and local == "AttachmentEncoded")
+        if qname.namespace is None and payload:
+            # The parser reads payloads without a namespace (a peer binding QCVN's to a prefix
+            # on the root writes AttachmentEncoded un-prefixed): read as QCVN's.
+            self.warn(child, f"{path}/{local}", local,
+                      f"element {local} has no namespace (QCVN's is {NS}): read as QCVN's")
+            child.tag = _NS_BRACED + _CANONICAL.get(local, local)
+            qname = etree.QName(child)
         if qname.namespace != NS:
             # Ignored, as the parser ignores it: a reader that took it for QCVN's would read
             # another From, To or DocumentId than the one authenticated and routed on.

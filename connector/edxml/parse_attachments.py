@@ -7,11 +7,10 @@ configured limits. Problems are collected on the ``Reader``. It must not read th
 
 from __future__ import annotations
 
-from lxml import etree
 from lxml.etree import _Element
 
 from connector.edxml import attachments as att
-from connector.edxml.model import Attachment
+from connector.edxml.model import NS, Attachment
 from connector.edxml.reader import Reader
 
 
@@ -32,17 +31,14 @@ def read_attachments(
         if cid:
             references[strip_cid(cid)] = ref
     # Payload elements are un-prefixed children of the default QCVN namespace, but some
-    # peers send them un-namespaced: accept both by local name.
-    encoded = [
-        c
-        for c in root
-        if isinstance(c.tag, str) and etree.QName(c).localname == "AttachmentEncoded"
-    ]
+    # peers send them un-namespaced: accept both (never a foreign namespace, which the receive
+    # level reports as ignored: an attachment cannot be slipped in under another one).
+    encoded = [c for c in root if _is(c, "AttachmentEncoded")]
     result: list[Attachment] = []
     seen: set[str] = set()
     for container in encoded:
         for element in container:
-            if not isinstance(element.tag, str) or etree.QName(element).localname != "Attachment":
+            if not _is(element, "Attachment"):
                 continue
             item = _attachment(reader, element, references, limits)
             if item is not None:
@@ -66,9 +62,14 @@ def read_attachments(
     return tuple(result)
 
 
+def _is(element: _Element, name: str) -> bool:
+    """``element`` is ``name`` in the QCVN namespace or in none."""
+    return element.tag in (f"{{{NS}}}{name}", name)
+
+
 def _local_text(element: _Element, name: str) -> str | None:
     for child in element:
-        if isinstance(child.tag, str) and etree.QName(child).localname == name:
+        if _is(child, name):
             value = (child.text or "").strip()
             return value or None
     return None
@@ -95,7 +96,7 @@ def _attachment(
     )
     payload_text = None
     for child in element:
-        if isinstance(child.tag, str) and etree.QName(child).localname == "ContentTransferEncoded":
+        if _is(child, "ContentTransferEncoded"):
             payload_text = child.text or ""
     if payload_text is None:
         reader.problem(
