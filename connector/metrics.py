@@ -39,6 +39,7 @@ from connector.edxml.model import QCVN_ELEMENTS
 from connector.errors import ConnectorError
 
 log = logging.getLogger(__name__)
+SNAPSHOT_MAX_AGE = 1.0  # seconds a store snapshot serves scrapes (a scrape loop's bound)
 
 DIRECTIONS = ("outbound", "inbound")
 OUTBOUND_OUTCOMES = ("accepted", "refused", "sent", "failed")
@@ -208,6 +209,11 @@ class ConnectorMetrics:
         if process_metrics:
             ProcessCollector(registry=r)
         self._snapshot_source: Callable[[], StoreSnapshot] | None = None
+        # Anyone who reaches the port can scrape in a loop: the store is read at most once
+        # per SNAPSHOT_MAX_AGE whatever the request rate (a failure is remembered as long).
+        self.snapshot_clock: Callable[[], float] = time.monotonic
+        self._snapshot_cache: tuple[float, StoreSnapshot | None] | None = None
+        self._snapshot_lock = threading.Lock()
         r.register(_StoreCollector(self))
         r.register(_TrustCollector(self))
         self._initialise_series()
@@ -331,6 +337,7 @@ class ConnectorMetrics:
     def use_store_snapshot(self, source: Callable[[], StoreSnapshot] | None) -> None:
         """The callback read at every scrape for the store-derived gauges."""
         self._snapshot_source = source
+        self._snapshot_cache = None
 
     def render(self) -> bytes:
         """The registry in the Prometheus text format."""
@@ -340,12 +347,19 @@ class ConnectorMetrics:
         source = self._snapshot_source
         if source is None:
             return None
-        try:
-            return source()
-        except Exception:  # a failing store must not break /metrics
-            log.warning("reading the store for metrics failed", exc_info=True)
-            self.store_snapshot_errors.inc()
-            return None
+        with self._snapshot_lock:  # concurrent scrapes wait for one read
+            now = self.snapshot_clock()
+            cached = self._snapshot_cache
+            if cached is not None and 0 <= now - cached[0] < SNAPSHOT_MAX_AGE:
+                return cached[1]
+            try:
+                snapshot: StoreSnapshot | None = source()
+            except Exception:  # a failing store must not break /metrics
+                log.warning("reading the store for metrics failed", exc_info=True)
+                self.store_snapshot_errors.inc()
+                snapshot = None
+            self._snapshot_cache = (now, snapshot)
+            return snapshot
 
 
 class _StoreCollector(Collector):

@@ -332,3 +332,24 @@ def test_recipients_waiting_per_state_with_the_oldest_age(metrics: ConnectorMetr
     assert found[("connector_recipients_waiting", (("state", "SENT"),))] == 3
     assert found[("connector_recipients_oldest_wait_seconds", (("state", "SENT"),))] == 18000
     assert found[("connector_recipients_waiting", (("state", "PENDING"),))] == 0  # always there
+
+
+def test_scrapes_in_quick_succession_read_the_store_once(metrics: ConnectorMetrics) -> None:
+    # /metrics is reachable by anyone who can reach the port: a client scraping in a loop
+    # must not turn into a loop of store queries (nor a warning per scrape when it fails).
+    calls = []
+    now = [1000.0]
+    metrics.snapshot_clock = lambda: now[0]
+
+    def snapshot() -> StoreSnapshot:
+        calls.append(1)
+        return StoreSnapshot(outbox_packages=len(calls))
+
+    metrics.use_store_snapshot(snapshot)
+    for _ in range(50):
+        found = samples(metrics)
+    assert len(calls) == 1 and found[("connector_outbox_packages", ())] == 1
+    now[0] += 1.5
+    assert samples(metrics)[("connector_outbox_packages", ())] == 2
+    metrics.use_store_snapshot(lambda: StoreSnapshot(outbox_packages=9))  # a new source: read
+    assert samples(metrics)[("connector_outbox_packages", ())] == 9
