@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from asn1crypto import crl as asn1_crl
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -263,6 +264,9 @@ class TrustStore:
         self._crl_signature: tuple[tuple[str, int, int], ...] = ()
         # The CRLs and fingerprint that path verdicts were last kept under (verdict_cache).
         self._verdict_basis: tuple[tuple[bytes, ...], bytes] | None = None
+        self._parsed_material: tuple[tuple[bytes, ...], tuple[asn1_x509.Certificate, ...],
+                                     tuple[asn1_x509.Certificate, ...],
+                                     tuple[asn1_crl.CertificateList, ...]] | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Picklable for worker processes: certificates travel as DER, the bundle is re-made.
@@ -340,10 +344,11 @@ class TrustStore:
         if not self.crls and not self.fetch_revocation and mode == "require":
             mode = "hard-fail"  # certvalidator refuses "require" without any source
         crls = self.crls  # read once: the context and its verdicts' key see the same CRLs
+        anchors, helpers, parsed_crls = self._parsed(crls)
         context = ValidationContext(
-            trust_roots=[_to_asn1(c) for c in self.anchors],
-            other_certs=[_to_asn1(c) for c in (*self.helpers, *extra_certificates)],
-            crls=list(crls),
+            trust_roots=list(anchors),
+            other_certs=[*helpers, *(_to_asn1(c) for c in extra_certificates)],
+            crls=list(parsed_crls),
             revocation_mode=mode,
             allow_fetching=self.fetch_revocation and moment is None,
             fetcher_backend=fetcher_backend,
@@ -358,6 +363,20 @@ class TrustStore:
                 self._verdict_basis = (crls, key)
             verdict_cache.register(context, self._verdict_basis[1], crls)
         return context
+
+    def _parsed(self, crls: tuple[bytes, ...]) -> tuple[
+        tuple[asn1_x509.Certificate, ...], tuple[asn1_x509.Certificate, ...],
+        tuple[asn1_crl.CertificateList, ...],
+    ]:
+        """The CA certificates and these CRLs parsed once (asn1crypto keeps what it works out
+        on a parsed value), for every validation context until the CRLs change."""
+        kept = self._parsed_material
+        if kept is None or kept[0] is not crls:
+            kept = (crls, tuple(_to_asn1(c) for c in self.anchors),
+                    tuple(_to_asn1(c) for c in self.helpers),
+                    tuple(asn1_crl.CertificateList.load(der) for der in crls))
+            self._parsed_material = kept
+        return kept[1], kept[2], kept[3]
 
     def validate(
         self,
