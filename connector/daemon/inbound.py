@@ -27,9 +27,7 @@ from dataclasses import dataclass, field
 
 from connector.daemon import organisations, statuses
 from connector.daemon.events import emit, error_fields, timed
-from connector.daemon.lifecycle import sleep_until
 from connector.daemon.ports import Services
-from connector.daemon.retry import DependencyBackoff
 from connector.edxml import check_package, peek
 from connector.edxml.model import (
     BusinessDocType,
@@ -38,7 +36,7 @@ from connector.edxml.model import (
     StatusCode,
     StatusPackage,
 )
-from connector.edxml.problems import EdxmlError
+from connector.edxml.problems import EdxmlError, printable
 from connector.edxml.summary import PackageSummary
 from connector.errors import ConnectorError, PermanentError, TransientError, UnavailableError
 from connector.interconnect.base import MESSAGE_TYPES, PendingItem
@@ -52,6 +50,17 @@ from connector.trust.origin import Origin, Refusal
 
 log = logging.getLogger("connector.inbound")
 _S = InboundState
+
+# What B writes about a package (logs, events, errors, delivery headers) quotes the package's
+# own text (names, ContentIds, certificate subjects an attacker made): one line, escaped.
+SAID_LIMIT = 1000
+
+
+def escaped(exc: ConnectorError) -> ConnectorError:
+    """The error with its message on one line, control and bidi characters escaped."""
+    exc.args = (printable(exc.message, SAID_LIMIT), *exc.args[1:])
+    return exc
+
 
 # Refusals that are our side's problem, not the sender's: the package is FAILED for an
 # operator (no ``fail`` to the hub, no 02), and goes through once the cause is fixed.
@@ -165,10 +174,20 @@ def _ours(services: Services) -> tuple[str, ...]:
 
 def receive(services: Services, item: PendingItem) -> None:
     """Carry one listed package as far as it can go now."""
+    taken = take(services, item)
+    if taken is not None:
+        advance(*taken)
+
+
+Taken = tuple[Services, TrackedPackage, bytes | None]
+
+
+def take(services: Services, item: PendingItem) -> Taken | None:
+    """A listed package fetched and stored (RECEIVED), or found stored before: what
+    ``advance`` carries on with; None when it repeats a package (acknowledged here)."""
     known = services.store.find_inbound_by_hub_id(item.doc_id)
     if known is not None:
-        advance(services, known, None)
-        return
+        return services, known, None
     raw = services.hub.fetch(item.doc_id)
     summary = _summary(raw, item)
     kind = PackageKind.STATUS if summary.kind == "status" else PackageKind.EDOC
@@ -204,13 +223,19 @@ def receive(services: Services, item: PendingItem) -> None:
         services.hub.acknowledge(item.doc_id, True)
         services.store.add_event(added.package.id, "duplicate_acknowledged", item.doc_id)
         services.metrics.document("inbound", "duplicate")
-        return
+        return None
     services.metrics.document("inbound", "received")
-    advance(services, added.package, raw)
+    return services, added.package, raw
 
 
-def advance(services: Services, package: TrackedPackage, raw: bytes | None) -> None:
-    """Drive one inbound package through its remaining states (resumable at each one)."""
+def advance(
+    services: Services,
+    package: TrackedPackage,
+    raw: bytes | None,
+    checked: Received | PermanentError | None = None,
+) -> None:
+    """Drive one inbound package through its remaining states (resumable at each one).
+    ``checked``: ``authenticate``'s outcome on these bytes when it ran already (``inbox``)."""
     services = organisations.acting_for(services, package.id)  # several organisations
     if raw is None:
         raw = services.store.raw(package.id)
@@ -220,9 +245,12 @@ def advance(services: Services, package: TrackedPackage, raw: bytes | None) -> N
     model: Package | None = None
     if state in (_S.RECEIVED, _S.VERIFIED):
         try:
-            received = authenticate(services, raw)
+            if isinstance(checked, PermanentError):
+                raise checked
+            received = checked if checked is not None else authenticate(services, raw)
             check_seal_history(services, package, received)
         except PermanentError as exc:
+            escaped(exc)
             if exc.reason in LOCAL_FAULTS:
                 _fail(services, package, exc)
             else:
@@ -232,7 +260,8 @@ def advance(services: Services, package: TrackedPackage, raw: bytes | None) -> N
         if state is _S.RECEIVED:
             _record_deviations(services, package, model)
             package = services.store.transition(
-                package.id, _S.VERIFIED, event="verified", detail="; ".join(received.notes)[:2000]
+                package.id, _S.VERIFIED, event="verified",
+                detail="; ".join(printable(n, 400) for n in received.notes)[:2000],
             )
             if received.origin.unverified:
                 _mark_unverified(services, package, received)
@@ -273,11 +302,11 @@ def advance(services: Services, package: TrackedPackage, raw: bytes | None) -> N
 def _mark_unverified(services: Services, package: TrackedPackage, received: Received) -> None:
     """A package taken although no rule binds its signer to its From (policy
     ``deliver_unverified``): counted, and an event saying who signed it."""
-    signers = "; ".join(received.origin.unverified_signers)
+    signers = printable("; ".join(received.origin.unverified_signers), SAID_LIMIT)
     log.warning(
         "inbound package #%d: sender %s not verified (no binding known); signed by %s",
         package.id,
-        received.package.from_.organ_id,
+        printable(received.package.from_.organ_id, 100),
         signers,
     )
     services.metrics.document("inbound", "sender_unverified")
@@ -294,7 +323,7 @@ def _deliver(services: Services, package: TrackedPackage, received: Received) ->
                 log.warning(
                     "status %s from unverified sender %s not applied to tracking",
                     model.status_code.value,
-                    model.from_.organ_id,
+                    printable(model.from_.organ_id, 100),
                 )
             else:
                 statuses.apply_incoming(services, model)
@@ -311,7 +340,7 @@ def _deliver(services: Services, package: TrackedPackage, received: Received) ->
         if unverified:
             marks = {
                 "sender-verified": "no",
-                "signed-by": "; ".join(received.origin.unverified_signers)[:500],
+                "signed-by": printable("; ".join(received.origin.unverified_signers), 500),
             }
             delivery = dataclasses.replace(delivery, headers={**delivery.headers, **marks})
         services.sink.deliver(delivery)
@@ -462,6 +491,7 @@ def _failed_round(
     delay = services.retry.delay(count)
     attempts.not_before[item.doc_id] = time.time() + delay
     if isinstance(exc, ConnectorError):
+        escaped(exc)
         log.warning(
             "inbound %s %s not finished (%s, attempt %d, next in %.0fs): %s",
             item.message_type,
@@ -512,50 +542,18 @@ def resume(services: Services, states: frozenset[InboundState] | None = None) ->
         except UnavailableError:
             raise
         except Exception as exc:  # one package must not stop the others, nor the daemon
-            log.warning("inbound package #%d not resumed yet: %s", package.id, exc)
+            log.warning("inbound package #%d not resumed yet: %s", package.id,
+                        printable(str(exc), SAID_LIMIT))
 
 
 DUTY_ASK_INTERVAL = 2.0  # seconds between a standby replica's asks for the inbox duty
 
 
 def inbound_loop(services: Services, stop: threading.Event) -> None:
-    """Worker: poll the hub inbox until stopped."""
-    backoff = DependencyBackoff(services.retry)
-    attempts = InboxAttempts()
-    duty, on_duty = f"inbox:{services.agency.organ_id}", False
-    while not stop.is_set():
-        # Replicas on one PostgreSQL store: one polls this hub account (and carries on the
-        # packages received); the others ask again shortly and take over when it dies.
-        if not services.store.try_hold_duty(duty):
-            on_duty = False
-            sleep_until(stop, min(services.timing.poll_interval, DUTY_ASK_INTERVAL))
-            continue
-        if not on_duty:  # at start, or on taking over: everything left mid-way
-            on_duty = True
-            log.info("polling the hub inbox (duty %s)", duty)
-            try:
-                resume(services)
-            except UnavailableError as exc:
-                log.warning("inbound packages not resumed yet (%s): %s", exc.kind, exc.message)
-        try:
-            resume(services, _AFTER_HANDOVER)
-            handled = poll_once(services, attempts)
-            backoff.succeeded()
-            services.metrics.set_component_up("hub", True)
-            # After a busy round look again at once: more may be waiting behind a page.
-            wait = 0.05 if handled else services.timing.poll_interval
-        except ConnectorError as exc:
-            wait = min(backoff.failed(), 60.0)
-            component = _component_of(exc)
-            services.metrics.set_component_up(component, False)
-            log.warning(
-                "%s not reachable (%s), next inbox round in %.1fs: %s",
-                component,
-                exc.kind,
-                wait,
-                exc.message,
-            )
-        sleep_until(stop, wait)
+    """Worker: poll the hub inbox until stopped, several packages checked at once (``inbox``)."""
+    from connector.daemon.inbox import inbound_loop as windowed
+
+    windowed(services, stop)
 
 
 def _component_of(error: ConnectorError) -> str:

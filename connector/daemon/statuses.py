@@ -30,6 +30,7 @@ from connector.edxml.model import (
     StatusCode,
     StatusPackage,
 )
+from connector.edxml.problems import printable
 from connector.edxml.summary import peek
 from connector.errors import ConnectorError
 from connector.store.api import AddOutcome, NewOutbound, TrackedPackage
@@ -143,6 +144,7 @@ def apply_incoming(services: Services, status: StatusPackage) -> None:
     """Update the tracking of the document and recipient a received status reports on."""
     document_id = status.response_for.document_id or ""
     reporter = status.from_.organ_id
+    shown_reporter, shown_id = printable(reporter, 100), printable(document_id, 200)
     documents = services.store.find_outbound_documents(document_id, reporter)
     if services.organisations is not None:  # matched per organisation: the one it reached
         documents = [d for d in documents if d.sender == services.agency.organ_id]
@@ -150,8 +152,8 @@ def apply_incoming(services: Services, status: StatusPackage) -> None:
         log.info(
             "status %s from %s about unknown document %s: recorded only",
             status.status_code.value,
-            reporter,
-            document_id,
+            shown_reporter,
+            shown_id,
         )
         return
     for document in documents:
@@ -166,7 +168,7 @@ def apply_incoming(services: Services, status: StatusPackage) -> None:
             log.info(
                 "status %s from %s for #%d not applied: %s",
                 status.status_code.value,
-                reporter,
+                shown_reporter,
                 document.id,
                 outcome.note,
             )

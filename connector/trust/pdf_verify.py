@@ -31,7 +31,7 @@ from pyhanko.sign.validation.status import PdfSignatureStatus, SignatureCoverage
 
 from connector.errors import PermanentError
 from connector.timeutil import VN_TZ
-from connector.trust import pdf_fastparse
+from connector.trust import library_logs, pdf_fastparse
 from connector.trust.binding import SignerFacts
 from connector.trust.truststore import (
     Purpose,
@@ -44,6 +44,7 @@ from connector.trust.truststore import (
 )
 
 pdf_fastparse.install()  # signature /Contents read in blocks: pyHanko's results, less CPU
+library_logs.install()  # pyHanko's warnings quote certificate subjects: escaped
 
 _KEY_USAGE = KeyUsageConstraints(
     key_usage={"digital_signature", "non_repudiation"}, match_all_key_usages=False
