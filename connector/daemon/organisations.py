@@ -150,10 +150,11 @@ def scoped(services: Services, member: Organisation) -> Services:
 
 
 def _unknown(organ_id: str, where: str, registry: Organisations) -> PermanentError:
+    served = registry.ids()
+    shown = ", ".join(served[:5]) + (f" and {len(served) - 5} more" if len(served) > 5 else "")
     return PermanentError(
-        f"{where} names organisation {organ_id!r}, which this connector does not serve "
-        f"(configured: {', '.join(registry.ids())}); add it under organisations: or correct "
-        "the record",
+        f"{where} names organisation {organ_id[:60]!r}, which this connector does not serve "
+        f"(configured: {shown}); add it under organisations: or correct the record",
         reason="unknown_organisation",
         stage="intake",
     )
@@ -197,8 +198,9 @@ def scope_package(services: Services, record: LocalRecord, package: Package) -> 
     named, where = record_hint(record)
     if named is not None and named != sender:
         raise PermanentError(
-            f"record {record.record_id!r}: {where} names organisation {named} but the record's "
-            f"issuing organisation (From) is {sender}; a record is sent by one organisation",
+            f"record {record.record_id!r}: {where} names organisation {named[:60]!r} but the "
+            f"record's issuing organisation (From) is {sender}; a record is sent by one "
+            "organisation",
             reason="organisation_mismatch",
             stage="intake",
         )
