@@ -4,11 +4,11 @@ asn1crypto compares names (issuer of a certificate against a signature's issuer-
 the ESS signing-certificate attribute, path building) by RFC 4518 string preparation of every
 attribute value, a pure-Python pass over each character through :mod:`stringprep`, repeated
 for every freshly parsed certificate: about half the CPU of checking a PDF signature whose
-certificates carry Vietnamese names. The preparation is a pure function of the string, so
-:func:`install` keeps its results (strings up to :data:`MAX_LENGTH` characters, at most
-:data:`MAX_ENTRIES` of them); a string it refuses (prohibited characters) raises every time,
-exactly as before. Names still compare by the prepared values asn1crypto computes; this module
-must not change what is equal.
+certificates carry Vietnamese names. The preparation is a pure function of the string, and a
+comparison of two names a pure function of their two encodings, so :func:`install` keeps
+both results (bounded sizes, at most :data:`MAX_ENTRIES` each); a string or name asn1crypto
+refuses (prohibited characters) raises every time, exactly as before. Names still compare by
+the prepared values asn1crypto computes; this module must not change what is equal.
 """
 
 from __future__ import annotations
@@ -41,12 +41,39 @@ def prepare(self: Any, string: str) -> str:
     return result
 
 
+_original_eq: Callable[[Any, Any], bool] = asn1_x509.Name.__eq__
+_compared: dict[tuple[bytes, bytes], bool] = {}
+
+
+def names_equal(self: Any, other: Any) -> bool:
+    """``Name.__eq__``, remembered per pair of encodings (a pure function of the two DER
+    values); a comparison that raises raises every time."""
+    if not isinstance(other, asn1_x509.Name):
+        return False
+    key = (self.dump(), other.dump())
+    found = _compared.get(key)
+    if found is None:
+        found = bool(_original_eq(self, other))
+        if len(key[0]) + len(key[1]) <= 2 * MAX_LENGTH * 8:
+            with _lock:
+                if len(_compared) >= MAX_ENTRIES:
+                    _compared.clear()
+                _compared[key] = found
+    return found
+
+
 def install() -> None:
-    """Use :func:`prepare` for asn1crypto's name values (once per process)."""
+    """Use :func:`prepare` and :func:`names_equal` in asn1crypto (once per process)."""
     with _lock:
         asn1_x509.NameTypeAndValue._ldap_string_prep = prepare
+        asn1_x509.Name.__eq__ = names_equal
 
 
 def original() -> Callable[[Any, str], str]:
     """asn1crypto's own preparation (for tests comparing both)."""
     return _original
+
+
+def original_equal() -> Callable[[Any, Any], bool]:
+    """asn1crypto's own name comparison (for tests comparing both)."""
+    return _original_eq

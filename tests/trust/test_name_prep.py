@@ -41,3 +41,32 @@ def test_installed_names_compare_as_before() -> None:
 def test_refused_strings_are_refused_every_time() -> None:
     for _ in range(2):
         assert _outcome(name_prep.prepare, "private \ue000 use")[0] == "error"
+
+
+NAMES = (
+    {"common_name": "Sở Nội vụ", "organization_name": "UBND tỉnh Cà Mau"},
+    {"common_name": "sở  nội vụ", "organization_name": "ubnd tỉnh cà mau"},
+    {"common_name": "Sở Nội vụ", "organization_name": "UBND tỉnh Cà Mau", "country_name": "VN"},
+    {"organization_name": "UBND tỉnh Cà Mau", "common_name": "Sở Nội vụ"},
+    {"common_name": "Sở Nội vụ A"},
+    {"common_name": "ﬁle"},
+    {"common_name": "file"},
+    {"common_name": "private \ue000 use"},
+)
+
+
+def _compare(equal: object, one: object, other: object) -> tuple[str, object]:
+    try:
+        return ("value", equal(one, other))  # type: ignore[operator]
+    except ValueError as exc:
+        return ("error", str(exc))
+
+
+def test_name_comparison_same_as_asn1crypto() -> None:
+    built = [asn1_x509.Name.build(n) for n in NAMES]
+    parsed = [asn1_x509.Name.load(n.dump()) for n in built]
+    for one in (*built, *parsed):
+        for other in (*built, *parsed, None, "text"):
+            expected = _compare(name_prep.original_equal(), one, other)
+            for _ in range(2):
+                assert _compare(name_prep.names_equal, one, other) == expected
