@@ -17,6 +17,7 @@ from pathlib import Path
 
 from connector.edxml.inputfile import InputFileError, read_package_file
 from connector.errors import ConfigurationError, PermanentError
+from connector.mapping.cmd_mappings import add_location_options, locations
 from connector.mapping.directory import load_directory
 from connector.mapping.mappingset import LocalFormat, load_format
 from connector.mapping.yamlsource import MappingFileError
@@ -29,9 +30,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reverse", action="store_true", help="edXML package -> local record")
     parser.add_argument("--command", action="store_true", dest="is_command",
                         help="FILE is a workflow command: map it to a status package")
-    parser.add_argument("--dir", default="mappings", help="folder of mapping files")
-    parser.add_argument("--directory", default="config/directory.yaml",
-                        help="the organisation directory file")
+    add_location_options(parser)  # --dir/--directory, else the configuration's
     parser.add_argument("--attachments-dir", metavar="DIR",
                         help="spool folder for files referenced by records (claim checks)")
     parser.add_argument("--own", metavar="CODE",
@@ -54,8 +53,8 @@ def resolve_mapping_file(name: str, folder: Path) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        fmt = load_format(resolve_mapping_file(args.mapping, Path(args.dir)),
-                          load_directory(Path(args.directory)))
+        folder, directory = locations(args)
+        fmt = load_format(resolve_mapping_file(args.mapping, folder), load_directory(directory))
         data = read_package_file(args.file)  # stat first: a folder, FIFO or device never hangs
     except InputFileError as exc:
         print(f"connector map: {exc}", file=sys.stderr)

@@ -87,3 +87,25 @@ def test_map_names_what_is_not_a_file(
         argv = ["map", "--mapping", "qlvb-json", *BASE, *(["--reverse"] if reverse else []), name]
         assert main(argv) == 2  # returns at once: a FIFO or /dev/zero is never read
         assert f"{name}: {message}" in capsys.readouterr().err
+
+
+def test_mapping_commands_take_their_folders_from_the_configuration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    # In the container (WORKDIR /var/lib/edoc-connector) there is no ./mappings: like every
+    # sub-command, these read the configuration ($CONNECTOR_CONFIG or --config).
+    from .conftest import ROOT
+
+    config = str(ROOT / "config" / "connector.yaml")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CONNECTOR_CONFIG", config)
+    assert main(["mappings", "check"]) == 0
+    out = capsysbinary.readouterr().out.decode()
+    assert f"OK  {DIRECTORY_FILE}" in out and "mapping 'qlvb-json'" in out
+    monkeypatch.delenv("CONNECTOR_CONFIG")
+    assert main(["mappings", "check", "--config", config]) == 0
+    capsysbinary.readouterr()
+    record = EXAMPLES / "qlvb-json" / "01-ordinary.json"
+    assert main(["map", "--mapping", "qlvb-json", "--config", config, str(record)]) == 0
+    assert b"<edXML" in capsysbinary.readouterr().out
+    assert main(["mappings", "check"]) == 2  # neither a configuration nor ./mappings
