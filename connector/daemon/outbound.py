@@ -12,16 +12,12 @@ This module prepares packages; it must not talk to the hub (that is ``sender``).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import logging
-import threading
-import time
 
 from connector.daemon import organisations
 from connector.daemon.events import emit, error_fields, timed
-from connector.daemon.lifecycle import sleep_until
 from connector.daemon.ports import Services
 from connector.daemon.retry import Fate, decide
 from connector.edxml import build_package, validate_package
@@ -29,12 +25,10 @@ from connector.edxml.model import EdocPackage, Package, StatusCode, StatusPackag
 from connector.edxml.problems import EdxmlError
 from connector.errors import (
     ConfigurationError,
-    ConnectorError,
     PermanentError,
     UnavailableError,
 )
 from connector.local.base import IntakeItem, LocalRecord, RecordKind
-from connector.logsetup import log_context
 from connector.store.api import (
     AddOutcome,
     ErrorInfo,
@@ -147,8 +141,29 @@ def _recall_facts(services: Services, package: StatusPackage, facts: PackageFact
     return dataclasses.replace(facts, recipients=tuple(recipients))
 
 
+Prepared = tuple[bytes, PackageFacts, PackageKind]
+
+
 def handle(services: Services, item: IntakeItem) -> None:
-    """Take one local record through the outbound stages and settle it on the local side."""
+    """Take one local record through the outbound stages and settle it on the local side
+    (one at a time; the intake worker runs the same stages with several in flight)."""
+    package_id = admit(services, item)
+    if package_id is None:
+        return
+    try:
+        prepared = prepare(services, item.record)
+    except PermanentError as exc:
+        refuse(services, item, package_id, exc)
+        return
+    except organisations.OrganisationWaiting as exc:
+        waits_for_keys(services, item, package_id, exc)
+        return
+    finish(services, item, package_id, prepared)
+
+
+def admit(services: Services, item: IntakeItem) -> int | None:
+    """Store a new record ACCEPTED and return its package id to prepare; None when the record
+    is already settled here (refused unread, known, a redelivery)."""
     record = item.record
     kind = PackageKind.STATUS if record.kind is RecordKind.COMMAND else PackageKind.EDOC
     if record.refusal is not None:
@@ -161,7 +176,7 @@ def handle(services: Services, item: IntakeItem) -> None:
         item.dead_letter(error)
         emit(services, "outbound.refused", None, local_id=record.record_id,
              **error_fields(error))
-        return
+        return None
     if not record.record_id.strip():
         error = PermanentError(
             f"record from {record.source or 'the local side'} has no id: give every record a "
@@ -172,7 +187,7 @@ def handle(services: Services, item: IntakeItem) -> None:
         services.metrics.refused_record(error.reason)
         item.dead_letter(error)
         emit(services, "outbound.refused", None, **error_fields(error))
-        return
+        return None
     added = services.store.add_outbound(
         NewOutbound(
             local_id=record.record_id,
@@ -186,7 +201,7 @@ def handle(services: Services, item: IntakeItem) -> None:
         known = services.store.record(package.id)
         if known is not None and known.body != record.body:
             _refuse_reused_id(services, item, package)
-            return
+            return None
         if package.state is OutboundState.REFUSED:
             # Refused before, and back unchanged: the dead letter may not have been written
             # (a crash or a lost connection in between), so it is written again.
@@ -202,7 +217,7 @@ def handle(services: Services, item: IntakeItem) -> None:
                 error.reason,
             )
             item.dead_letter(error)
-            return
+            return None
         # Already prepared (a redelivery after a crash, or a duplicate publish): the package
         # keeps the bytes it was signed with.
         log.info(
@@ -212,19 +227,16 @@ def handle(services: Services, item: IntakeItem) -> None:
             package.state.value,
         )
         item.ack()
-        return
-    try:
-        raw, facts, _ = prepare(services, record)
-    except PermanentError as exc:
-        refuse(services, item, package.id, exc)
-        return
-    except organisations.OrganisationWaiting as exc:
-        # Stored ACCEPTED with its record: it waits for its organisation's keys there
-        # (``waiting_keys``) and the records of the other organisations go on.
-        _waits_for_keys(services, item, package.id, exc)
-        return
+        return None
+    return package.id
+
+
+def finish(services: Services, item: IntakeItem, package_id: int, prepared: Prepared) -> None:
+    """A prepared record: READY in the store (the sender is rung), then acknowledged."""
+    raw, facts, kind = prepared
     services.fault("before_store_ready")
-    ready = services.store.mark_ready(package.id, raw, facts)
+    ready = services.store.mark_ready(package_id, raw, facts)
+    services.sender_bell.ring()
     if kind is PackageKind.EDOC:  # several organisations: counted under its From too
         organisations.sending(services, facts.sender).metrics.document("outbound", "accepted")
     services.fault("after_store_ready")
@@ -238,9 +250,11 @@ def handle(services: Services, item: IntakeItem) -> None:
     )
 
 
-def _waits_for_keys(
+def waits_for_keys(
     services: Services, item: IntakeItem, package_id: int, exc: organisations.OrganisationWaiting
 ) -> None:
+    """Stored ACCEPTED with its record: it waits for its organisation's keys there
+    (``waiting_keys``) and the records of the other organisations go on."""
     assert services.organisations is not None
     if exc.organ_id not in services.organisations.waiting:
         log.warning("%s; its documents wait in the store until it is back", exc.message)
@@ -283,7 +297,7 @@ def _refuse_reused_id(services: Services, item: IntakeItem, package: TrackedPack
     emit(services, "outbound.refused", None, local_id=record_id, **error_fields(error))
 
 
-def _failed_attempt(
+def failed_attempt(
     services: Services, item: IntakeItem, error: BaseException, attempts: dict[str, int]
 ) -> None:
     """A record whose preparation failed (not for good): retry it, but not forever."""
@@ -305,51 +319,6 @@ def _failed_attempt(
         NewOutbound(local_id=record_id, kind=kind, record=item.record)
     ).package
     refuse(services, item, package.id, decision.error)
-
-
-def intake_loop(services: Services, stop: threading.Event) -> None:
-    """Worker: take records from the local side until stopped."""
-    attempts: dict[str, int] = {}  # in-process failures per record: a poison record stops
-    next_resume = 0.0
-    while not stop.is_set():
-        if services.organisations is not None and time.monotonic() >= next_resume:
-            next_resume = time.monotonic() + services.timing.poll_interval
-            from connector.daemon.waiting_keys import resume_waiting
-
-            try:
-                resume_waiting(services)
-            except ConnectorError as exc:
-                log.warning("waiting documents not resumed yet: %s", exc.message)
-        try:
-            items = services.intake.fetch(services.timing.batch, services.timing.intake_timeout)
-        except UnavailableError as exc:
-            log.warning("local side unavailable: %s", exc.message)
-            sleep_until(stop, services.timing.poll_interval)
-            continue
-        for item in items:
-            if stop.is_set():
-                item.release()
-                continue
-            try:
-                with log_context(record_id=item.record.record_id, stage="prepare"):
-                    handle(services, item)
-                attempts.pop(item.record.record_id, None)
-            except (UnavailableError, ConfigurationError) as exc:
-                log.warning("dependency down while preparing: %s", exc.message)
-                item.release()
-                sleep_until(stop, services.timing.poll_interval)
-            except Exception as exc:
-                if not isinstance(exc, ConnectorError):
-                    log.exception("unexpected error preparing record %s", item.record.record_id)
-                try:
-                    _failed_attempt(services, item, exc, attempts)
-                except Exception as settle_error:  # the record stays; it comes again
-                    log.warning(
-                        "record %s could not be settled: %s", item.record.record_id, settle_error
-                    )
-                    with contextlib.suppress(Exception):
-                        item.release()
-                sleep_until(stop, min(services.timing.poll_interval, 1.0))
 
 
 def resume_accepted(services: Services) -> int:

@@ -15,6 +15,7 @@ from concurrent.futures import BrokenExecutor, Executor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
+from connector.daemon.inflight import Doorbell
 from connector.daemon.retry import RetryPolicy
 from connector.edxml.model import Attachment, EdocPackage, Organization, StatusPackage
 from connector.errors import ConnectorError, TransientError
@@ -119,6 +120,8 @@ class Metrics(Protocol):
 
     def refused_record(self, reason: str) -> None: ...
 
+    def received_deviation(self, element: str | None) -> None: ...
+
     def set_component_up(self, component: str, up: bool) -> None: ...
 
 
@@ -134,10 +137,11 @@ class NullMetrics:
 
     def status(self, direction: str, code: str) -> None:
         pass
-    def received_deviation(self, element: str | None) -> None: ...
-
 
     def refused_record(self, reason: str) -> None:
+        pass
+
+    def received_deviation(self, element: str | None) -> None:
         pass
 
     def set_component_up(self, component: str, up: bool) -> None:
@@ -151,13 +155,12 @@ class Timing:
     sender_idle: float = 0.5  # sleep when nothing is due
     lease_seconds: float = 120.0
     batch: int = 10
+    inflight: int = 4  # documents in flight per direction (prepared, sent, checked at once)
+    busy_poll: float = 0.2  # hub inbox polling while packages keep arriving
 
 
 @dataclass
 class Services:
-    def received_deviation(self, element: str | None) -> None:
-        pass
-
     """Everything the pipelines use, built once at start."""
 
     agency: Organization
@@ -187,6 +190,8 @@ class Services:
     # Several organisations (``organisations:``): who acts for which OrganId. None: the
     # agency alone, with the parts above.
     organisations: Organisations | None = None
+    # Rung when a package becomes READY (intake, inbound replies): the sender sends it now.
+    sender_bell: Doorbell = field(default_factory=Doorbell)
 
     def offload(self, function: Callable[..., T], *args: object) -> T:
         """Run a CPU-heavy stage in the worker pool; a dead worker is a transient failure."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from connector.daemon import events, inbound, organisations, outbound, sender
+from connector.daemon import events, inbound, intake, organisations, outbound, sender
 from connector.daemon.lifecycle import Supervisor
 from connector.daemon.wiring import Runtime
 
@@ -32,7 +32,7 @@ def supervise(runtime: Runtime) -> Supervisor:
             resumed = outbound.resume_accepted(services)
             if resumed:
                 log.info("resumed %d package(s) left half-prepared", resumed)
-        outbound.intake_loop(services, stop)
+        intake.intake_loop(services, stop)
 
     supervisor.add("intake", intake_worker)
     supervisor.add("sender", lambda stop: sender.sender_loop(services, stop))

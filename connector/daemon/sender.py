@@ -15,10 +15,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+from functools import partial
 
 from connector.daemon import organisations
 from connector.daemon.events import emit, error_fields, flush
-from connector.daemon.lifecycle import sleep_until
+from connector.daemon.inflight import InflightWindow
 from connector.daemon.ports import Services
 from connector.daemon.retry import DependencyBackoff, Fate, decide
 from connector.errors import ConfigurationError, ConnectorError, PermanentError, TransientError
@@ -27,35 +30,67 @@ from connector.store.api import ErrorInfo, TrackedPackage
 
 log = logging.getLogger("connector.sender")
 
+DRAIN_SECONDS = 20.0  # at stop: sends in flight are finished and settled within this
+
 
 def _now(services: Services) -> float:
     return services.clock() if services.clock else time.time()
 
 
-def send_one(services: Services, package: TrackedPackage, hub_backoff: DependencyBackoff) -> bool:
-    """Send one claimed package; False when the hub is down (stop this round)."""
+@dataclass(frozen=True)
+class Claimed:
+    """A claimed package with what sending it takes, read in the sender's thread."""
+
+    package: TrackedPackage
+    services: Services  # of the package's From (several organisations: its hub account)
+    raw: bytes
+    recipients: list[str]
+
+
+def load(services: Services, package: TrackedPackage) -> Claimed | None:
+    """The stored bytes and recipients of a claimed package; None when it has no bytes (it
+    is FAILED here)."""
     raw = services.store.raw(package.id)
     if raw is None:
         error = PermanentError(f"package #{package.id} has no stored bytes", reason="no_payload")
         failed = services.store.mark_failed(package.id, ErrorInfo.of(error))
         emit(services, "outbound.failed", failed, **error_fields(error))
-        return True
+        return None
     recipients = [r.organ_id for r in services.store.recipients(package.id)]
     # Several organisations: the package's From sends (its hub account, its metrics).
-    services = organisations.sending(services, package.sender)
+    return Claimed(package, organisations.sending(services, package.sender), raw, recipients)
+
+
+def transmit(claimed: Claimed) -> tuple[str, float]:
+    """The hub call alone (any thread): the hub's id and how long it took."""
+    services, package = claimed.services, claimed.package
     started = time.perf_counter()
     try:
         services.fault("before_send")
         hub_id = services.hub.send(
-            raw,
+            claimed.raw,
             message_type=package.kind.value,
             sender=package.sender,
-            to=recipients,
+            to=claimed.recipients,
         )
-    except ConnectorError as exc:
+    finally:
         services.metrics.observe_stage("send", time.perf_counter() - started)
+    return hub_id, time.perf_counter() - started
+
+
+def settle(claimed: Claimed, outcome: Future[tuple[str, float]], hub_backoff: DependencyBackoff
+           ) -> bool:
+    """Settle a send in the sender's thread; False when the hub looks down."""
+    services, package = claimed.services, claimed.package
+    try:
+        hub_id, _ = outcome.result()
+    except ConnectorError as exc:
         return _settle_failure(services, package, exc, hub_backoff)
-    services.metrics.observe_stage("send", time.perf_counter() - started)
+    except Exception as exc:  # a bug must not lose the package: a counted, bounded retry
+        log.error("unexpected error sending package #%d", package.id, exc_info=exc)
+        error = TransientError(f"unexpected {type(exc).__name__}: {exc}", reason="internal_error",
+                               stage="send")
+        return _settle_failure(services, package, error, hub_backoff)
     hub_backoff.succeeded()
     services.metrics.set_component_up("hub", True)
     services.metrics.send_attempt(package.kind.value)
@@ -65,9 +100,23 @@ def send_one(services: Services, package: TrackedPackage, hub_backoff: Dependenc
         services.metrics.status("sent", package.status_code)
     else:
         services.metrics.document("outbound", "sent")
-    emit(services, "outbound.sent", sent, recipients=recipients, attempts=package.attempts + 1)
+    emit(services, "outbound.sent", sent, recipients=claimed.recipients,
+         attempts=package.attempts + 1)
     log.info("package #%d sent as hub id %s", package.id, hub_id)
     return True
+
+
+def send_one(services: Services, package: TrackedPackage, hub_backoff: DependencyBackoff) -> bool:
+    """Send one claimed package; False when the hub is down (stop this round)."""
+    claimed = load(services, package)
+    if claimed is None:
+        return True
+    outcome: Future[tuple[str, float]] = Future()
+    try:
+        outcome.set_result(transmit(claimed))
+    except ConnectorError as exc:
+        outcome.set_exception(exc)
+    return settle(claimed, outcome, hub_backoff)
 
 
 def _settle_failure(
@@ -156,12 +205,43 @@ def send_round(services: Services, hub_backoff: DependencyBackoff) -> int:
 
 
 def sender_loop(services: Services, stop: threading.Event) -> None:
-    """Worker: send due packages until stopped."""
+    """Worker: send due packages until stopped, several at once (``timing.inflight``) on the
+    hub client's kept-alive connections, urgent first; a package made READY rings the sender
+    (``services.sender_bell``), so it goes out at once rather than at the next look."""
     hub_backoff = DependencyBackoff(services.retry)
-    while not stop.is_set():
-        flush(services)
-        claimed = send_round(services, hub_backoff)
-        if hub_backoff.is_down:
-            sleep_until(stop, min(services.retry.delay(hub_backoff.failures), 30.0))
-        elif claimed == 0:
-            sleep_until(stop, services.timing.sender_idle)
+    window = InflightWindow(services.timing.inflight, "send", services.sender_bell)
+    resume_at = 0.0  # the hub looked down: no new claims before
+
+    def settled(claimed: Claimed, outcome: Future[tuple[str, float]]) -> None:
+        nonlocal resume_at
+        with log_context(package_id=claimed.package.id,
+                         document_id=claimed.package.document_id, stage="send"):
+            if not settle(claimed, outcome, hub_backoff) and hub_backoff.is_down:
+                wait = min(services.retry.delay(hub_backoff.failures), 30.0)
+                resume_at = max(resume_at, time.monotonic() + wait)
+
+    try:
+        while not stop.is_set():
+            flush(services)
+            window.settle(0)
+            room = window.room()
+            if hub_backoff.is_down:  # after the wait: one package, and one more as a probe
+                room = min(room, 2) if time.monotonic() >= resume_at else 0
+            claimed = []
+            if room:
+                claimed = services.store.claim(
+                    services.worker_id, limit=room, lease_seconds=services.timing.lease_seconds
+                )
+            for package in claimed:
+                loaded = load(services, package)
+                if loaded is not None:
+                    window.submit(package.priority, partial(transmit, loaded),
+                                  partial(settled, loaded))
+            if not claimed or not window.room():
+                idle = services.timing.sender_idle
+                if hub_backoff.is_down:
+                    idle = min(max(resume_at - time.monotonic(), 0.05), idle)
+                window.settle(idle)
+    finally:
+        window.drain(DRAIN_SECONDS)
+        window.close()

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from connector.daemon import outbound
+from connector.daemon import intake, outbound
 from connector.daemon.adapters import VerifierAdapter
 from connector.daemon.faults import InjectedFault
 from connector.daemon.wiring import Runtime
@@ -199,7 +199,7 @@ def test_intake_loop_retries_a_record_whose_preparation_failed_for_now(
     record = world.json_record("02-urgent.json")
     world.a.drop_record(record)
     stop = threading.Event()
-    thread = threading.Thread(target=outbound.intake_loop, args=(services, stop))
+    thread = threading.Thread(target=intake.intake_loop, args=(services, stop))
     thread.start()
     try:
         world.wait(
