@@ -132,3 +132,18 @@ def test_run_that_cannot_start_logs_a_final_stopped_line(tmp_path: Path) -> None
     last = json.loads(done.stderr.strip().splitlines()[-1])
     assert last["message"].startswith("connector stopped (exit 2)")
     assert "DSA" not in done.stderr
+
+
+def test_json_run_that_cannot_start_writes_json_only_with_every_problem(tmp_path: Path) -> None:
+    # A log pipeline parses stderr line by line: no plain "connector run: ..." lines, and the
+    # stopped line carries every problem, not only the first line ("1 configuration problem:").
+    import os
+
+    config = tmp_path / "broken.yaml"
+    config.write_text("agency: [\n", encoding="utf-8")
+    env = dict(os.environ, CONNECTOR_LOG_FORMAT="json")
+    done = run_cli("run", "--config", str(config), env=env)
+    assert done.returncode == 2
+    lines = [json.loads(line) for line in done.stderr.strip().splitlines()]
+    assert lines[-1]["message"].startswith("connector stopped (exit 2): cannot start:")
+    assert "not valid YAML" in lines[-1]["message"] and f"{config}:" in lines[-1]["message"]

@@ -41,13 +41,26 @@ def run(args: argparse.Namespace) -> int:
         config = load_config(args.config)
         runtime = wiring.build(config, fault_hook=faults.from_environment())
     except ConfigurationError as exc:
-        print(f"connector run: {exc.message}", file=sys.stderr)
-        log.error("connector stopped (exit 2): cannot start: %s", exc.message.splitlines()[0])
+        _say(args, exc.message)
+        log.error("connector stopped (exit 2): cannot start: %s", _reason(args, exc.message))
         return 2
     except UnavailableError as exc:  # e.g. the PostgreSQL store is down: start again later
-        print(f"connector run: {exc.message}", file=sys.stderr)
-        log.error("connector stopped (exit 75): a dependency is down: %s", exc.message)
+        _say(args, exc.message)
+        log.error("connector stopped (exit 75): a dependency is down: %s",
+                  _reason(args, exc.message))
         return 75
     code = runner.run(runtime)
     log.info("connector stopped (exit %d)", code)
     return code
+
+
+def _say(args: argparse.Namespace, message: str) -> None:
+    """The reason for a person at a terminal; with JSON logs only the log line carries it
+    (a log pipeline parses stderr line by line)."""
+    if args.log_format != "json":
+        print(f"connector run: {message}", file=sys.stderr)
+
+
+def _reason(args: argparse.Namespace, message: str) -> str:
+    # Text: the full reason was just printed above; JSON: the line is the only record.
+    return message if args.log_format == "json" else message.splitlines()[0]
