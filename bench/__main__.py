@@ -14,6 +14,7 @@ MODULES = (
     "bench.bench_edxml",  # parse, build, peek, XSD validation (lxml next to xmlschema)
     "bench.bench_crypto",  # XML signature, CMS, at-rest, next to RSA / SHA-256 / AES-GCM
     "bench.bench_pdf",  # PDF seal and verification next to their primitives
+    "bench.bench_cost",  # CPU per standard document by stage, beside the crypto floor
     "bench.bench_pkcs11",  # seal and XML signature with a token key (SoftHSM2) next to a file key
     "bench.bench_hub",  # VXP client and emulator round trips
     "bench.bench_store",  # tracking store per document, SQLite and PostgreSQL; 1-3 replicas
