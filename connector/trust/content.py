@@ -95,6 +95,8 @@ def main_content_id(package_bytes: bytes) -> str | None:
         for _, element in context:
             if element.tag == tags[1]:
                 return None
+            if not _in_manifest(element):  # a Reference elsewhere names nothing
+                continue
             found = element.find(f"{{{NS}}}ContentId")
             text = (found.text or "").strip() if found is not None else ""
             if text:
@@ -102,6 +104,21 @@ def main_content_id(package_bytes: bytes) -> str | None:
     except etree.XMLSyntaxError:
         return None
     return None
+
+
+_MANIFEST_PATH = tuple(f"{{{NS}}}{name}" for name in
+                       ("edXMLManifest", "edXMLBody", "edXMLEnvelope", "edXML"))
+
+
+def _in_manifest(reference: etree._Element) -> bool:
+    """Whether the Reference sits where the parser reads it: edXML/edXMLEnvelope/edXMLBody/
+    edXMLManifest (a Reference in the header or the body names no attachment)."""
+    node = reference.getparent()
+    for tag in _MANIFEST_PATH:
+        if node is None or node.tag != tag:
+            return False
+        node = node.getparent()
+    return node is None
 
 
 def main_first(
