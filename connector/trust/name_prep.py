@@ -62,11 +62,32 @@ def names_equal(self: Any, other: Any) -> bool:
     return found
 
 
+_original_hashable: Callable[[Any], str] = asn1_x509.Name.hashable.fget
+_hashables: dict[bytes, str] = {}
+
+
+def name_key(self: Any) -> str:
+    """``Name.hashable`` (the prepared form certificate stores index subjects by), remembered
+    per encoding; a name that cannot be prepared raises every time."""
+    der = self.dump()
+    found = _hashables.get(der)
+    if found is None:
+        found = _original_hashable(self)
+        if len(der) <= MAX_LENGTH * 8:
+            with _lock:
+                if len(_hashables) >= MAX_ENTRIES:
+                    _hashables.clear()
+                _hashables[der] = found
+    return found
+
+
 def install() -> None:
-    """Use :func:`prepare` and :func:`names_equal` in asn1crypto (once per process)."""
+    """Use :func:`prepare`, :func:`names_equal` and :func:`name_key` in asn1crypto (once per
+    process)."""
     with _lock:
         asn1_x509.NameTypeAndValue._ldap_string_prep = prepare
         asn1_x509.Name.__eq__ = names_equal
+        asn1_x509.Name.hashable = property(name_key)
 
 
 def original() -> Callable[[Any, str], str]:
@@ -77,3 +98,8 @@ def original() -> Callable[[Any, str], str]:
 def original_equal() -> Callable[[Any, Any], bool]:
     """asn1crypto's own name comparison (for tests comparing both)."""
     return _original_eq
+
+
+def original_key() -> Callable[[Any], str]:
+    """asn1crypto's own ``Name.hashable`` (for tests comparing both)."""
+    return _original_hashable

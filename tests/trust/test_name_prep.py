@@ -70,3 +70,18 @@ def test_name_comparison_same_as_asn1crypto() -> None:
             expected = _compare(name_prep.original_equal(), one, other)
             for _ in range(2):
                 assert _compare(name_prep.names_equal, one, other) == expected
+
+
+def test_name_keys_same_as_asn1crypto() -> None:
+    name_prep.install()
+    for spec in NAMES:
+        for name in (asn1_x509.Name.build(spec), asn1_x509.Name.load(asn1_x509.Name.build(spec).dump())):
+            try:
+                expected: tuple[str, str] = ("value", name_prep.original_key()(name))
+            except ValueError as exc:
+                expected = ("error", str(exc))
+            for _ in range(2):
+                try:
+                    assert ("value", name.hashable) == expected
+                except ValueError as exc:
+                    assert ("error", str(exc)) == expected
