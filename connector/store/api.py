@@ -59,6 +59,24 @@ class UnknownPackage(ConnectorError):
         self.package_id = package_id
 
 
+class LeaseLost(ConnectorError):
+    """A package's lease is no longer its claimer's: another replica took the package over
+    (the claimer's database session was cut, or the lease ran out). The new holder settles
+    it; the claimer must not record anything about it."""
+
+    kind = "lease_lost"
+
+    def __init__(self, package_id: int, owner: str, holder: str | None) -> None:
+        now_with = f"now held by {holder}" if holder else "no longer leased to it"
+        super().__init__(
+            f"package #{package_id} was claimed by {owner} but is {now_with}",
+            reason="lease_lost",
+            stage="store",
+        )
+        self.package_id = package_id
+        self.holder = holder
+
+
 @dataclass(frozen=True)
 class ErrorInfo:
     """The last error of a package: a stable reason code and a readable message."""
@@ -285,7 +303,18 @@ class TrackingStore(Protocol):
 
     def release_stale_leases(self, current_owner: str) -> int: ...
 
-    def mark_sent(self, package_id: int, hub_id: str) -> TrackedPackage: ...
+    def hold_lease(self, package_id: int, owner: str, *, lease_seconds: float) -> bool:
+        """Whether ``owner`` still holds the lease it claimed on the package, extending it by
+        ``lease_seconds`` if so. Asked right before the hub call (fencing): a package another
+        replica took over meanwhile is left to that replica."""
+        ...
+
+    def mark_sent(
+        self, package_id: int, hub_id: str, *, owner: str | None = None
+    ) -> TrackedPackage:
+        """Record the hub's acceptance. With ``owner`` (fencing): only while ``owner`` holds
+        the package's lease, else ``LeaseLost`` and nothing changes."""
+        ...
 
     def schedule_retry(
         self,
@@ -327,7 +356,9 @@ class TrackingStore(Protocol):
 
     def remember_seal(self, use: SealUse) -> SealUse:
         """Record ``use`` unless its (receiver, digest) is known; return the first use of
-        that seal (``use`` itself when it is new). Atomic across replicas."""
+        that seal by that receiver (``use`` itself when it is new) — or, when the seal was
+        first seen under another sender or DocumentId by any receiver, that use (nothing is
+        recorded then). Atomic across replicas."""
         ...
 
     # -- both -----------------------------------------------------------------------------

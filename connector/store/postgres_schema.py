@@ -102,6 +102,7 @@ CREATE TABLE seals (
     first_at    DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (receiver, digest)
 );
+CREATE INDEX seals_digest ON seals (digest);
 """,
     ),
 )

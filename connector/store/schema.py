@@ -92,6 +92,7 @@ CREATE TABLE IF NOT EXISTS seals (
     first_at    REAL    NOT NULL,
     PRIMARY KEY (receiver, digest)
 );
+CREATE INDEX IF NOT EXISTS seals_digest ON seals (digest);
 """
 
 

@@ -227,6 +227,19 @@ class StoreWrites(OutboundWrites):
 
     def remember_seal(self, use: SealUse) -> SealUse:
         with self._write("remember a seal") as conn:
+            self._serialize_key(conn, "seal|" + use.digest)
+            # The seal first seen under another sender or DocumentId, for any of our
+            # organisations, is the answer (lifted into one organisation's inbox from another's).
+            first = conn.execute(
+                "SELECT receiver, sender, document_id, package_id FROM seals WHERE digest = ? "
+                "ORDER BY first_at, package_id LIMIT 1",
+                (use.digest,),
+            ).fetchone()
+            if first is not None and (first["sender"], first["document_id"]) != (
+                use.sender, use.document_id
+            ):
+                return SealUse(str(first["receiver"]), use.digest, str(first["sender"]),
+                               str(first["document_id"]), int(first["package_id"]))
             conn.execute(
                 "INSERT INTO seals (receiver, digest, sender, document_id, package_id, first_at) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (receiver, digest) DO NOTHING",

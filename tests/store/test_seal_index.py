@@ -29,8 +29,11 @@ def test_the_first_use_of_a_seal_is_kept_per_receiver(store: Store) -> None:
     assert store.remember_seal(use) == use  # the same package again: idempotent
     later = store.remember_seal(SealUse(B, DIGEST, C, "doc-2", second))
     assert later == use  # the first use, not the claim
-    other_receiver = SealUse(C, DIGEST, A, "doc-2", second)
-    assert store.remember_seal(other_receiver) == other_receiver
+    # Another of our organisations: the same document is its own first use ...
+    same_document = SealUse(C, DIGEST, A, "doc-1", second)
+    assert store.remember_seal(same_document) == same_document
+    # ... but the seal under another DocumentId answers with the first use anywhere.
+    assert store.remember_seal(SealUse("000.00.34.H12", DIGEST, A, "doc-9", second)) == use
 
 
 def test_two_instances_racing_agree_on_one_first_use(
