@@ -28,6 +28,9 @@ NOT_TLS = frozenset({"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "UNKNOWN_PROTOCOL",
                      "PACKET_LENGTH_TOO_LONG", "RECORD_LAYER_FAILURE"})
 
 
+PROBE_READ_TIMEOUT = 15.0  # seconds the harmless hub call may take before it is named
+
+
 @dataclass(frozen=True)
 class Probe:
     component: str  # hub, broker, store
@@ -142,8 +145,12 @@ def probe_hub(config: Config) -> Probe:
     else:
         sock.close()
     call = "getAgenciesList" if hub.type == "vxp" else "organisation list"
+    # The read timeout suits a package upload, not an operator waiting for an answer.
+    read = min(hub.timeouts.read, PROBE_READ_TIMEOUT)
+    probing = config.model_copy(update={"hub": hub.model_copy(update={
+        "timeouts": hub.timeouts.model_copy(update={"read": read})})})
     try:
-        client = hub_client(config)
+        client = hub_client(probing)
     except ConnectorError as exc:
         return Probe("hub", False, f"{hub.endpoint}: {exc.message}")
     try:

@@ -332,3 +332,27 @@ def test_online_https_to_a_plain_http_port_says_so(
     code, _, err = _check(CONFIG_A, capsys, online=True)
     assert code == 1
     assert "does not speak TLS" in err and "client certificate refused" not in err, err
+
+
+def test_online_a_hub_that_never_answers_is_named_within_the_probe_bound(
+    env: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The hub's read timeout (60 s by default) suits a package upload, not an operator
+    # waiting for check: the harmless call gets PROBE_READ_TIMEOUT at most.
+    import time
+
+    from connector.daemon import check_online
+
+    monkeypatch.setattr(check_online, "PROBE_READ_TIMEOUT", 1.0)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)  # accepts (the kernel does), never answers
+    try:
+        monkeypatch.setenv("CONNECTOR_HUB_URL", f"http://127.0.0.1:{listener.getsockname()[1]}")
+        started = time.monotonic()
+        code, _, err = _check(CONFIG_A, capsys, online=True)
+        assert time.monotonic() - started < 20
+    finally:
+        listener.close()
+    assert code == 1
+    assert "online hub: FAILED" in err and "no answer within 1 s" in err, err
