@@ -93,6 +93,7 @@ class Inbox:
             package.priority,
             partial(check, acting, package.id, raw),
             partial(self.settle, item, (services, package, raw)),
+            key=package.document_id or None,  # one document's statuses applied in order
         )
 
     def settle(self, item: PendingItem, taken: Taken, outcome: Future[Checked]) -> None:

@@ -51,6 +51,7 @@ class Doorbell:
 @dataclass(order=True)
 class _Queued(Generic[T]):
     rank: tuple[int, int]
+    key: str | None = field(compare=False)
     job: Callable[[], T] = field(compare=False)
     settle: Settle[T] = field(compare=False)
     future: Future[T] = field(compare=False)
@@ -69,19 +70,25 @@ class InflightWindow:
         self._queued: list[_Queued[Any]] = []
         self._finished: collections.deque[_Queued[Any]] = collections.deque()
         self._running = 0
+        self._keys: set[str] = set()  # keys of the jobs running
         self._closed = False
         self._order = itertools.count()
         self._threads: list[threading.Thread] = []
 
     # ---- the owner's side --------------------------------------------------------------
-    def submit(self, priority: int, job: Callable[[], T], settle: Settle[T]) -> Future[T]:
-        """Queue ``job``; ``settle(future)`` runs in the owner's thread once it finished."""
+    def submit(
+        self, priority: int, job: Callable[[], T], settle: Settle[T], key: str | None = None
+    ) -> Future[T]:
+        """Queue ``job``; ``settle(future)`` runs in the owner's thread once it finished.
+        Jobs of one ``key`` (the statuses of one document) run one after the other, in the
+        order submitted, whatever their priority, and so are settled in that order."""
         future: Future[T] = Future()
         with self._cond:
             if self._closed:
                 raise RuntimeError(f"{self.name}: window closed")
-            heapq.heappush(self._queued, _Queued((-priority, next(self._order)), job, settle,
-                                                 future))
+            heapq.heappush(
+                self._queued, _Queued((-priority, next(self._order)), key, job, settle, future)
+            )
             if len(self._threads) < self.size:
                 self._start_thread()
             self._cond.notify_all()
@@ -142,14 +149,34 @@ class InflightWindow:
         self._threads.append(thread)
         thread.start()
 
+    def _eligible(self) -> _Queued[Any] | None:
+        """The most urgent queued job whose key is free (the oldest of its key)."""
+        if not self._keys and all(q.key is None for q in self._queued):
+            return self._queued[0] if self._queued else None
+        first_of_key: dict[str, int] = {}
+        for queued in self._queued:
+            if queued.key is not None:
+                seq = queued.rank[1]
+                first_of_key[queued.key] = min(first_of_key.get(queued.key, seq), seq)
+        for queued in sorted(self._queued):
+            key = queued.key
+            if key is None or (key not in self._keys and first_of_key[key] == queued.rank[1]):
+                return queued
+        return None
+
     def _run(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: bool(self._queued) or self._closed)
+                self._cond.wait_for(lambda: self._eligible() is not None or self._closed)
                 if self._closed:
                     return
-                item = heapq.heappop(self._queued)
+                item = self._eligible()
+                assert item is not None
+                self._queued.remove(item)
+                heapq.heapify(self._queued)
                 self._running += 1
+                if item.key is not None:
+                    self._keys.add(item.key)
             if item.future.set_running_or_notify_cancel():
                 try:
                     item.future.set_result(item.job())
@@ -157,5 +184,6 @@ class InflightWindow:
                     item.future.set_exception(exc)
             with self._cond:
                 self._running -= 1
+                self._keys.discard(item.key or "")
                 self._finished.append(item)
                 self._cond.notify_all()

@@ -25,7 +25,7 @@ from connector.daemon.inflight import InflightWindow
 from connector.daemon.outbound import Prepared
 from connector.daemon.ports import Services
 from connector.errors import ConfigurationError, ConnectorError, PermanentError, UnavailableError
-from connector.local.base import IntakeItem, LocalRecord
+from connector.local.base import IntakeItem, LocalRecord, RecordKind
 from connector.logsetup import log_context
 
 log = logging.getLogger("connector.outbound")
@@ -54,10 +54,13 @@ class _Intake:
         if package_id is None:
             self.attempts.pop(item.record.record_id, None)
             return
+        # Workflow commands become statuses whose order matters (03 before 05): one at a time.
+        command = item.record.kind is RecordKind.COMMAND
         self.window.submit(
             item.record.priority,
             partial(_prepare, services, item.record),
             partial(self.prepared, item, package_id),
+            key="commands" if command else None,
         )
 
     def prepared(self, item: IntakeItem, package_id: int, future: Future[Prepared]) -> None:

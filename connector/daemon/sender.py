@@ -26,7 +26,7 @@ from connector.daemon.ports import Services
 from connector.daemon.retry import DependencyBackoff, Fate, decide
 from connector.errors import ConfigurationError, ConnectorError, PermanentError, TransientError
 from connector.logsetup import log_context
-from connector.store.api import ErrorInfo, TrackedPackage
+from connector.store.api import ErrorInfo, LeaseLost, TrackedPackage
 
 log = logging.getLogger("connector.sender")
 
@@ -64,6 +64,11 @@ def load(services: Services, package: TrackedPackage) -> Claimed | None:
 def transmit(claimed: Claimed) -> tuple[str, float]:
     """The hub call alone (any thread): the hub's id and how long it took."""
     services, package = claimed.services, claimed.package
+    # Fencing: a package another replica took over meanwhile is left to that replica.
+    if not services.store.hold_lease(
+        package.id, services.worker_id, lease_seconds=services.timing.lease_seconds
+    ):
+        raise LeaseLost(package.id, services.worker_id, None)
     started = time.perf_counter()
     try:
         services.fault("before_send")
@@ -84,6 +89,9 @@ def settle(claimed: Claimed, outcome: Future[tuple[str, float]], hub_backoff: De
     services, package = claimed.services, claimed.package
     try:
         hub_id, _ = outcome.result()
+    except LeaseLost as exc:
+        log.warning("package #%d not sent here: %s", package.id, exc.message)
+        return True
     except ConnectorError as exc:
         return _settle_failure(services, package, exc, hub_backoff)
     except Exception as exc:  # a bug must not lose the package: a counted, bounded retry
@@ -95,7 +103,12 @@ def settle(claimed: Claimed, outcome: Future[tuple[str, float]], hub_backoff: De
     services.metrics.set_component_up("hub", True)
     services.metrics.send_attempt(package.kind.value)
     services.fault("after_send")
-    sent = services.store.mark_sent(package.id, hub_id)
+    try:
+        sent = services.store.mark_sent(package.id, hub_id, owner=services.worker_id)
+    except LeaseLost as exc:  # its holder sends the same bytes: the hub sees a resend
+        log.warning("package #%d taken by the hub as %s, not recorded here: %s",
+                    package.id, hub_id, exc.message)
+        return True
     if package.kind.value == "status" and package.status_code:
         services.metrics.status("sent", package.status_code)
     else:
@@ -235,8 +248,9 @@ def sender_loop(services: Services, stop: threading.Event) -> None:
             for package in claimed:
                 loaded = load(services, package)
                 if loaded is not None:
+                    # One document's packages (its statuses) go out in their order.
                     window.submit(package.priority, partial(transmit, loaded),
-                                  partial(settled, loaded))
+                                  partial(settled, loaded), key=package.document_id or None)
             if not claimed or not window.room():
                 idle = services.timing.sender_idle
                 if hub_backoff.is_down:
