@@ -123,7 +123,8 @@ class Health:
 
     def certificates(self) -> ComponentState | None:
         """Every certificate in use before its notAfter (None when none is recorded): ours,
-        the chain, the hub TLS client certificate and the trust anchors. A peer's expired
+        the chain, the hub TLS client certificate and CA, and the trust anchors (all of them
+        expired; one old root beside a valid one is only named). A peer's expired
         encryption certificate is named in the detail but affects only documents to that
         peer, so it does not make the whole connector unready."""
         expiries: dict[str, float] = {}
@@ -133,8 +134,13 @@ class Health:
             return None
         now = self._clock()
         expired = sorted(label for label, not_after in expiries.items() if not_after <= now)
-        peers = [label for label in expired if label.startswith(PEER_ROLES)]
-        blocking = [label for label in expired if label not in peers]
+        # An old root kept beside a valid one in the trust folder is only named: verification
+        # stops only when every anchor has expired.
+        anchors = [label for label in expiries if label.startswith("trust_anchor")]
+        every_anchor_expired = all(label in expired for label in anchors)
+        named_only = [label for label in expired if label.startswith(PEER_ROLES)
+                      or (label.startswith("trust_anchor") and not every_anchor_expired)]
+        blocking = [label for label in expired if label not in named_only]
         if blocking:
             return ComponentState(False, f"expired: {', '.join(blocking)}")
         valid = {label: when for label, when in expiries.items() if when > now}
@@ -143,8 +149,8 @@ class Health:
             label, first = min(valid.items(), key=lambda item: item[1])
             when = dt.datetime.fromtimestamp(first, dt.UTC).date().isoformat()
             detail += f"; first to expire: {label} on {when}"
-        if peers:
-            detail += f"; {', '.join(peers)} expired (concerns documents to that peer only)"
+        if named_only:
+            detail += f"; expired, not blocking: {', '.join(named_only)}"
         return ComponentState(True, detail)
 
 

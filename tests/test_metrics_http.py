@@ -296,4 +296,11 @@ def test_readiness_counts_every_certificate_in_use(
                        for r, n, _ in certificates]
     report = health.ready()
     assert report.ok
-    assert "peer_encryption 000.00.32.H12 expired" in report.components["certificates"].detail
+    assert "expired, not blocking: peer_encryption 000.00.32.H12" in (
+        report.components["certificates"].detail)
+    # An old root kept beside a valid one is named, not blocking; all anchors expired block.
+    certificates[:] = [(r, n, good) for r, n, _ in certificates]
+    certificates.append(("trust_anchor", "old-root.pem", NOW - 1))
+    report = health.ready()
+    assert report.ok and "not blocking: trust_anchor old-root.pem" in (
+        report.components["certificates"].detail)
