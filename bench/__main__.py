@@ -15,11 +15,13 @@ MODULES = (
     "bench.bench_crypto",  # XML signature, CMS, at-rest, next to RSA / SHA-256 / AES-GCM
     "bench.bench_pdf",  # PDF seal and verification next to their primitives
     "bench.bench_cost",  # CPU per standard document by stage, beside the crypto floor
+    "bench.bench_memory",  # peak RSS per stage for a 20 MB attachment, as a multiple of it
     "bench.bench_pkcs11",  # seal and XML signature with a token key (SoftHSM2) next to a file key
     "bench.bench_hub",  # VXP client and emulator round trips
     "bench.bench_store",  # tracking store per document, SQLite and PostgreSQL; 1-3 replicas
     "bench.bench_amqp",  # the AMQP adapter next to plain kombu (needs RabbitMQ)
     "bench.bench_e2e",  # A -> hub -> B throughput and latency (needs RabbitMQ)
+    "bench.bench_replicas",  # A as 1-3 replicas on PostgreSQL; the 1,000-record kill run
 )
 
 
