@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 
 import pytest
 from asn1crypto import cms
+from cryptography.hazmat.primitives import serialization
 from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes
 
 from connector.trust import pdf_seal
 from connector.trust.keys import SigningIdentity
 from connector.trust.pdf_seal import CachedKeySigner, StampOptions, seal_pdf
 from connector.trust.pdf_verify import verify_pdf
+from connector.trust.pki import DEMO_AGENCIES, DemoPki, issue_seal_certificate
 from connector.trust.seal_signer import ReusingSigner, _reusable_shape
 from connector.trust.truststore import SignerKind, TrustStore
 
@@ -91,3 +94,27 @@ def test_repeated_seals_verify(signed_pdf: bytes, seal_a: SigningIdentity, seal_
         assert report.all_ok, report.failures
         assert [s.kind for s in report.signatures] == [SignerKind.PERSONAL,
                                                        SignerKind.ORGANISATION]
+
+
+def test_a_renewed_certificate_gets_a_signer_of_its_own(
+    demo_pki: DemoPki, seal_a: SigningIdentity, signed_pdf: bytes, trust_store: TrustStore,
+) -> None:
+    """Same key, renewed certificate (a new identity loaded after the file changed): the
+    seal carries the new certificate, never the kept attribute of the old one."""
+    pdf_seal.seal_pdf(signed_pdf, seal_a)  # the old identity's signer and attribute kept
+    renewed_cert = issue_seal_certificate(demo_pki, DEMO_AGENCIES[0], seal_a.private_key.public_key())
+    renewed = dataclasses.replace(seal_a, certificate=renewed_cert)
+    sealed = pdf_seal.seal_pdf(signed_pdf, renewed)
+    report = verify_pdf(sealed, trust_store)
+    assert report.all_ok
+    seal_report = report.signatures[-1]
+    assert seal_report.facts is not None
+    signer = pdf_seal.signer_for(renewed)
+    assert signer.signing_cert is not None
+    assert signer.signing_cert.serial_number == renewed_cert.serial_number
+    assert pdf_seal.signer_for(seal_a) is not signer
+    container = cms.ContentInfo.load(_sign(signer, hashlib.sha256(b"x").digest()))  # type: ignore[arg-type]
+    attrs = container["content"]["signer_infos"][0]["signed_attrs"]
+    value = next(a for a in attrs if a["type"].native == "signing_certificate_v2")
+    assert value["values"][0]["certs"][0]["cert_hash"].native == hashlib.sha256(
+        renewed_cert.public_bytes(serialization.Encoding.DER)).digest()
