@@ -28,6 +28,7 @@ from connector.metrics import ConnectorMetrics
 
 # Certificates of other agencies: their expiry concerns documents to them, not readiness.
 PEER_ROLES = ("peer_",)
+TRUST_FOLDER_ROLES = ("trust_anchor ", "ca ")  # labelled "<role> <file>": trust.trust_dir
 
 
 @dataclass(frozen=True)
@@ -136,10 +137,10 @@ class Health:
         expired = sorted(label for label, not_after in expiries.items() if not_after <= now)
         # An old root kept beside a valid one in the trust folder is only named: verification
         # stops only when every anchor has expired.
-        anchors = [label for label in expiries if label.startswith("trust_anchor")]
+        anchors = [label for label in expiries if label.startswith(TRUST_FOLDER_ROLES)]
         every_anchor_expired = all(label in expired for label in anchors)
         named_only = [label for label in expired if label.startswith(PEER_ROLES)
-                      or (label.startswith("trust_anchor") and not every_anchor_expired)]
+                      or (label.startswith(TRUST_FOLDER_ROLES) and not every_anchor_expired)]
         blocking = [label for label in expired if label not in named_only]
         if blocking:
             return ComponentState(False, f"expired: {', '.join(blocking)}")

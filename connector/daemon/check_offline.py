@@ -25,6 +25,7 @@ from connector.errors import ConnectorError
 from connector.trust.cert_inventory import Inventory, inventory
 
 EXPIRY_WARNING_DAYS = 30
+TRUST_FOLDER_ROLES = ("trust_anchor", "ca")  # certificates read from trust.trust_dir
 
 
 @dataclass
@@ -170,12 +171,17 @@ def _certificates(c: _Collector, now: dt.datetime) -> None:
     for problem in found.problems:
         if not c.reported(problem.key):
             c.add(problem.key, problem.message)
+    # run starts with an old certificate kept in the trust folder beside a valid one and
+    # nothing breaks (the valid one verifies): a warning; every one of them expired is not.
+    folder = [cert for cert in found.certificates if cert.role in TRUST_FOLDER_ROLES]
+    folder_usable = any(cert.days_left(now) >= 0 for cert in folder)
     for cert in found.certificates:
         days = cert.days_left(now)
         label = f"{cert.role} {cert.name}".strip()
         if days < 0:
+            tolerated = cert.role in TRUST_FOLDER_ROLES and folder_usable
             c.add(cert.key, f"{label} certificate {cert.subject} expired on "
-                  f"{cert.not_after:%Y-%m-%d %H:%M} UTC ({cert.path})")
+                  f"{cert.not_after:%Y-%m-%d %H:%M} UTC ({cert.path})", warning=tolerated)
         elif cert.not_before > now:
             c.add(cert.key, f"{label} certificate {cert.subject} is not valid before "
                   f"{cert.not_before:%Y-%m-%d %H:%M} UTC ({cert.path})")

@@ -356,3 +356,21 @@ def test_online_a_hub_that_never_answers_is_named_within_the_probe_bound(
         listener.close()
     assert code == 1
     assert "online hub: FAILED" in err and "no answer within 1 s" in err, err
+
+
+def test_an_old_certificate_kept_in_the_trust_folder_is_a_warning_like_run(
+    env: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # run starts with an expired certificate beside the valid root in trust_dir (nothing
+    # breaks: the valid root still verifies), so check must not say "cannot start" (exit 2).
+    trust = env.tmp / "trust-with-old"
+    trust.mkdir()
+    shutil.copy(env.pki.root_cert, trust / "root.pem")
+    shutil.copy(env.pki.expired.cert, trust / "old.pem")
+    config = derive_config(CONFIG_A, env.tmp / "old.yaml", {"trust": {"trust_dir": str(trust)}})
+    code, _, err = _check(config, capsys)
+    assert code == 0, err
+    assert "warning:" in err and "old.pem" in err and "expired" in err
+    (trust / "root.pem").unlink()  # nothing valid left to verify with: cannot start
+    code, _, err = _check(config, capsys)
+    assert code == 2 and "old.pem" in err
