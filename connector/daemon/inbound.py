@@ -428,7 +428,7 @@ def _finish_rejection(
 def _sender_established(services: Services, raw: bytes, exc: PermanentError | None) -> bool:
     """Whether the refused package's From was bound to a signer before it was refused."""
     if isinstance(exc, Refusal):
-        return exc.sender_established
+        return _established_by(services, exc)
     try:
         if exc is None:  # resumed after a crash: decide again (rare, so the cost is fine)
             authenticate(services, raw)
@@ -437,10 +437,23 @@ def _sender_established(services: Services, raw: bytes, exc: PermanentError | No
         sender = peek(verified.data).from_organ_id
         binding = origin.xml_binding(services.verifier.origin, verified.facts, sender)
     except Refusal as refusal:
-        return refusal.sender_established
+        return _established_by(services, refusal)
     except (ConnectorError, EdxmlError):
         return False
     return binding is Binding.BOUND
+
+
+def _established_by(services: Services, refusal: Refusal) -> bool:
+    """A refusal's ``sender_established``, except that a main-document seal B has seen before
+    establishes no one: a replayer could otherwise make B sign a 02 about any DocumentId it
+    chose (one B accepted, say) to the seal's owner."""
+    if not refusal.sender_established:
+        return False
+    for digest in refusal.seal_digests:
+        if services.store.first_seal_use(digest) is not None:
+            log.warning("refused package sealed by a seal received before: no 02 (replayed seal)")
+            return False
+    return True
 
 
 @dataclass

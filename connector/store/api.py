@@ -361,6 +361,10 @@ class TrackingStore(Protocol):
         recorded then). Atomic across replicas."""
         ...
 
+    def first_seal_use(self, digest: str) -> SealUse | None:
+        """The first recorded use of a seal by any receiver, or None (nothing recorded)."""
+        ...
+
     # -- both -----------------------------------------------------------------------------
     def transition(
         self,

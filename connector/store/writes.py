@@ -225,6 +225,18 @@ class StoreWrites(OutboundWrites):
             package = self._locked(conn, package_id)
             self._event(conn, package_id, event, package.state.value, detail)
 
+    def first_seal_use(self, digest: str) -> SealUse | None:
+        with self._guard("read the seal index"):
+            row = self._conn().execute(
+                "SELECT receiver, sender, document_id, package_id FROM seals WHERE digest = ? "
+                "ORDER BY first_at, package_id LIMIT 1",
+                (digest,),
+            ).fetchone()
+        if row is None:
+            return None
+        return SealUse(str(row["receiver"]), digest, str(row["sender"]),
+                       str(row["document_id"]), int(row["package_id"]))
+
     def remember_seal(self, use: SealUse) -> SealUse:
         with self._write("remember a seal") as conn:
             self._serialize_key(conn, "seal|" + use.digest)

@@ -42,12 +42,15 @@ UnboundPolicy = Literal["deliver_unverified", "refuse"]
 
 
 class Refusal(PermanentError):
-    """A package refused on receipt; ``sender_established`` says whether a 02 may go back."""
+    """A package refused on receipt; ``sender_established`` says whether a 02 may go back.
+    ``seal_digests``: when the seal on the main document established the sender, its signed
+    digests — a seal seen before (a replay) establishes no one (the daemon asks its store)."""
 
     def __init__(self, message: str, *, reason: str, sender_established: bool,
-                 stage: str = "authenticity") -> None:
+                 stage: str = "authenticity", seal_digests: tuple[str, ...] = ()) -> None:
         super().__init__(message, reason=reason, stage=stage)
         self.sender_established = sender_established
+        self.seal_digests = seal_digests
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,7 @@ def decide(
     """The verdict for one package (see the module docstring); raises :class:`Refusal`."""
     binding = xml_binding(policy, xml, claimed)
     via = "xml_signature" if binding is Binding.BOUND else None
+    by_seal: tuple[str, ...] = ()  # the main seal's digests, when it established the sender
     unbound: list[str] = []
     if binding is Binding.UNBOUND and xml.signer is not None:
         unbound.append(f"XML signature: {xml.signer.subject}")
@@ -144,16 +148,18 @@ def decide(
                     + (", a certificate of another organisation" if judged is Binding.MISMATCH
                        else ", which no rule binds to the sender"),
                     reason="seal_organisation_mismatch", sender_established=via is not None,
+                    seal_digests=by_seal,
                 )
             if item.role == "main":
                 if judged is Binding.BOUND and via is None:
-                    via = "main_document_seal"
+                    via, by_seal = "main_document_seal", item.seal_digests
                 elif judged is Binding.UNBOUND:
                     unbound.append(f"seal on the main document: {seal.subject}")
     if checks is not None and checks.failures:
         first = checks.failures[0]
         raise Refusal(first.problem or first.note, reason=first.reason or "attachment_invalid",
-                      sender_established=via is not None, stage="pdf_verify")
+                      sender_established=via is not None, stage="pdf_verify",
+                      seal_digests=by_seal)
     if via is not None:
         return Origin(True, via)
     if kind == "status" and claimed in policy.unsigned_status_from:

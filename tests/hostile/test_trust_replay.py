@@ -163,3 +163,34 @@ def test_what_the_sender_may_do_with_its_own_seal_is_delivered(
     package = _list_for_b(world, b, packaged(kit, follow, xml))
     assert package.inbound_state is _S.NOTIFIED, package.last_error
     assert len(world.b.deliveries(kind=None)) == 2
+
+
+@pytest.mark.parametrize("document_id", ["the same DocumentId", "another DocumentId"])
+def test_a_replayed_seal_establishes_no_one_for_a_02(
+    world: World, b: Runtime, kit: Kit, document_id: str,  # noqa: F811
+) -> None:
+    """A's genuine seal around a broken annex would make B sign a 02 "from the established
+    sender" for the DocumentId the replayer chose — e.g. one B accepted: A's tracking would
+    show B rejecting a document B took. A seal B has seen before establishes no one."""
+    genuine = _genuine(kit)
+    assert _list_for_b(world, b, packaged(kit, genuine, "placeholder")).inbound_state is _S.NOTIFIED
+    forged = dataclasses.replace(genuine, attachments=(
+        *genuine.attachments, pdf("2", kit.annex_pdf("none"))))
+    if document_id != "the same DocumentId":
+        forged = _other_id(forged)
+    refused = _list_for_b(world, b, packaged(kit, forged, "placeholder"))
+    assert refused.last_error is not None
+    assert refused.last_error.reason == "organisation_signature_missing"
+    assert [n.status_code for n in status_notices(b)] == ["01"], "a 02 on a replayed seal"
+    assert len(world.b.deliveries(kind=None)) == 1
+
+
+def test_a_first_seen_seal_still_establishes_its_sender_for_a_02(
+    world: World, b: Runtime, kit: Kit,  # noqa: F811
+) -> None:
+    broken = document("A", attachments=(pdf("1", kit.main_pdf("seal:A")),
+                                        pdf("2", kit.annex_pdf("none"))))
+    refused = _list_for_b(world, b, packaged(kit, broken, "placeholder"))
+    assert refused.last_error is not None
+    assert refused.last_error.reason == "organisation_signature_missing"
+    assert [n.status_code for n in status_notices(b)] == ["02"]
