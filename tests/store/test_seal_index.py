@@ -36,6 +36,14 @@ def test_the_first_use_of_a_seal_is_kept_per_receiver(store: Store) -> None:
     assert store.remember_seal(SealUse("000.00.34.H12", DIGEST, A, "doc-9", second)) == use
 
 
+def test_first_seal_use_reads_without_recording(store: Store) -> None:
+    assert store.first_seal_use(DIGEST) is None
+    assert store.first_seal_use(DIGEST) is None  # asking records nothing
+    use = SealUse(B, DIGEST, A, "doc-1", inbound(store, "h1"))
+    store.remember_seal(use)
+    assert store.first_seal_use(DIGEST) == use
+
+
 def test_two_instances_racing_agree_on_one_first_use(
     open_store: StoreOpener, cipher: AesGcmTestCipher
 ) -> None:
