@@ -18,6 +18,7 @@ from connector.store.api import (
     Added,
     AddOutcome,
     ErrorInfo,
+    LeaseLost,
     NewOutbound,
     PackageFacts,
     TrackedPackage,
@@ -246,11 +247,27 @@ class OutboundWrites(StoreReads):
             )
             return int(cursor.rowcount or 0)
 
-    def mark_sent(self, package_id: int, hub_id: str) -> TrackedPackage:
+    def hold_lease(self, package_id: int, owner: str, *, lease_seconds: float) -> bool:
+        """Extend ``owner``'s lease on the package if it still holds it (see the protocol).
+        PostgreSQL: the lease is vouched for again by this replica's current session."""
+        sets = {"lease_until": self._clock() + lease_seconds, **self._vouched_lease_columns()}
+        with self._write("hold lease") as conn:
+            cursor = conn.execute(
+                f"UPDATE packages SET {', '.join(f'{name} = ?' for name in sets)} "
+                "WHERE id = ? AND lease_owner = ?",
+                (*sets.values(), package_id, owner),
+            )
+            return int(cursor.rowcount or 0) == 1
+
+    def mark_sent(
+        self, package_id: int, hub_id: str, *, owner: str | None = None
+    ) -> TrackedPackage:
         with self._write("mark sent") as conn:
-            package = self._locked(conn, package_id)
+            package = self._locked(conn, package_id)  # the row stays locked until commit
             if package.state is _O.SENT and package.hub_id == hub_id:
                 return package  # the same success reported twice
+            if owner is not None and package.lease_owner != owner:
+                raise LeaseLost(package_id, owner, package.lease_owner)
             now = self._clock()
             conn.execute(
                 "UPDATE recipients SET state = ?, updated_at = ? "

@@ -254,6 +254,18 @@ class PostgresDatabase(SqlDatabase):
         self._hold_session()  # a lease is only as alive as the lock that vouches for it
         return {"lease_instance": self._instance}
 
+    def _vouched_lease_columns(self) -> dict[str, object]:
+        """A client learns that its session was cut only when it uses it: ask the server, so
+        a lease is never vouched for by a lock that is gone."""
+        with self._guard("check the session"):
+            session = self._hold_session()
+            try:
+                with self._session_lock:
+                    session.execute("SELECT 1")
+            except psycopg.Error:
+                self._drop_session()
+        return self._lease_columns()
+
     def _hold_session(self) -> psycopg.Connection[Any]:
         """The session connection, reopened (with a new instance lock) if it was lost."""
         with self._session_lock:

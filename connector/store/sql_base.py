@@ -95,6 +95,10 @@ class SqlDatabase:
         """Columns a claim sets besides the owner and the time (PostgreSQL: the instance)."""
         return {}
 
+    def _vouched_lease_columns(self) -> dict[str, object]:
+        """``_lease_columns`` after making sure what vouches for a lease is alive (fencing)."""
+        return self._lease_columns()
+
     def close(self) -> None:
         raise NotImplementedError
 

@@ -17,7 +17,7 @@ import pytest
 from cryptography.exceptions import InvalidTag
 
 from connector.errors import ConfigurationError, UnavailableError
-from connector.store.api import NewOutbound, PackageFacts, PlaintextCipherForTests
+from connector.store.api import LeaseLost, NewOutbound, PackageFacts, PlaintextCipherForTests
 from connector.store.postgres import PostgresStore
 from connector.store.postgres_schema import MIGRATIONS, SCHEMA_VERSION
 from connector.store.states import OutboundState, PackageKind
@@ -124,7 +124,12 @@ def test_a_lease_of_a_replica_whose_connection_closed_is_taken_by_the_other(
 
     dying.close()  # its session, and the liveness lock with it, are gone
     taken: list[int] = []
-    eventually(lambda: taken.extend(p.id for p in survivor.claim("survivor")) or taken, "takeover")
+
+    def take() -> bool:
+        taken.extend(p.id for p in survivor.claim("survivor"))
+        return bool(taken)
+
+    eventually(take, "takeover")
     assert taken == [package_id]
     assert survivor.get(package_id).lease_owner == "survivor"
     survivor.mark_sent(package_id, "hub-1")
@@ -138,9 +143,12 @@ def test_release_stale_leases_frees_only_dead_replicas_leases(replica: Replica) 
     live.claim("live-process", lease_seconds=3600)
     dead.close()
     freed: list[int] = []
-    eventually(
-        lambda: freed.append(restarted.release_stale_leases("new-process")) or sum(freed), "release"
-    )
+
+    def release() -> int:
+        freed.append(restarted.release_stale_leases("new-process"))
+        return sum(freed)
+
+    eventually(release, "release")
     assert sum(freed) == 1
     assert [p.key for p in restarted.claim("new-process")] == ["rec-1"]
     assert restarted.claim("other") == []  # rec-2 stays with the live replica
@@ -194,6 +202,38 @@ def test_a_replica_whose_session_was_cut_keeps_the_leases_nobody_took(
     )
     assert other.claim("other") == []
     assert sorted(str(cut.get(package_id).lease_owner) for package_id in both) == ["cut", "other"]
+
+
+def test_a_replica_whose_session_was_cut_while_sending_is_fenced_off(
+    replica: Replica, pg_dsn: str, pg_schema: str
+) -> None:
+    cut, other = replica(), replica()
+    package_id = ready(cut, "rec-1")
+    assert [p.id for p in cut.claim("cut", lease_seconds=3600)] == [package_id]
+    assert cut._session is not None
+    sql(pg_dsn, pg_schema, "SELECT pg_terminate_backend(%s)", (cut._session.info.backend_pid,))
+    eventually(lambda: bool(other.claim("other", lease_seconds=3600)), "a takeover")
+    # Back with a new session, the cut replica finds the package is not its own any more:
+    # it does not call the hub, and a send it made meanwhile is not recorded over the holder.
+    assert not cut.hold_lease(package_id, "cut", lease_seconds=60)
+    with pytest.raises(LeaseLost):
+        cut.mark_sent(package_id, "hub-1", owner="cut")
+    assert other.hold_lease(package_id, "other", lease_seconds=60)
+    assert other.mark_sent(package_id, "hub-1", owner="other").state is OutboundState.SENT
+
+
+def test_a_replica_whose_session_was_cut_holds_its_lease_again_if_nobody_took_it(
+    replica: Replica, pg_dsn: str, pg_schema: str
+) -> None:
+    cut, other = replica(), replica()
+    package_id = ready(cut, "rec-1")
+    cut.claim("cut", lease_seconds=3600)
+    assert cut._session is not None
+    sql(pg_dsn, pg_schema, "SELECT pg_terminate_backend(%s)", (cut._session.info.backend_pid,))
+    # The check before the hub call vouches for the lease with the new session at once ...
+    eventually(lambda: cut.hold_lease(package_id, "cut", lease_seconds=60), "a new session")
+    assert other.claim("other") == []  # ... so no other replica can take it meanwhile
+    assert cut.mark_sent(package_id, "hub-1", owner="cut").state is OutboundState.SENT
 
 
 def test_a_killed_replica_process_loses_its_duty_and_leases(
