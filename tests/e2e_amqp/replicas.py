@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import itertools
 import json
 import os
 import re
@@ -279,3 +280,139 @@ def collect_b(world: AmqpWorld) -> Collector:
 def publish(world: AmqpWorld, records: list[Record]) -> None:
     with Producer(world.topology["A"].outbound_queue) as producer:
         producer.publish_all(records)
+
+
+# -- the runs (the test and the bench run the same code) ----------------------------------------
+
+TAKEOVER_SECONDS = 10.0
+SENT_LINE = re.compile(r"package #\d+ sent as hub id")
+
+
+def _watched(world: ReplicaWorld) -> list[Agency]:
+    return [world.amqp.b, *world.alive()]
+
+
+def _start(world: ReplicaWorld) -> Collector:
+    """Hub, B's consumer, B and every replica; returns once one replica is on inbox duty."""
+    amqp = world.amqp
+    amqp.start_hub()
+    received = collect_b(amqp)
+    amqp.b.start()
+    world.start_all()
+    amqp.wait("a replica on inbox duty", world.duty_holder, timeout=120)
+    return received
+
+
+@dataclass
+class SteadyRun:
+    """Records through N replicas that all stay up."""
+
+    records: int
+    replicas: int
+    to_hub_seconds: float  # first publish → the last document at the hub
+    answered_seconds: float  # first publish → the last 01 recorded at A
+    problems: list[str]
+
+
+def steady_run(world: ReplicaWorld, count: int) -> SteadyRun:
+    amqp = world.amqp
+    received = _start(world)
+    records = metadata_records(amqp.run, count)
+    started = time.monotonic()
+    publish(amqp, records)
+    amqp.wait(
+        "every document at the hub",
+        lambda: sent_count(world) >= count,
+        timeout=600,
+        interval=0.1,
+        watch=_watched(world),
+    )
+    to_hub = time.monotonic() - started
+    amqp.wait(
+        "every 01 back at A",
+        lambda: answered(world, count),
+        timeout=600,
+        interval=0.5,
+        watch=_watched(world),
+    )
+    answered_at = time.monotonic() - started
+    amqp.wait("every document at B", lambda: len(received.snapshot()) >= count, timeout=60)
+    return SteadyRun(
+        count,
+        len(world.replicas),
+        to_hub,
+        answered_at,
+        check_run(world, records, received.snapshot()),
+    )
+
+
+@dataclass
+class KillRun:
+    """Records through 3 replicas; the inbox holder killed at 1/4, another at 1/2, the first
+    restarted."""
+
+    records: int
+    seconds: float  # first publish → every 01 recorded at A
+    takeover_seconds: float  # the holder's death → another replica's taking of the inbox
+    sent_at_second_kill: int
+    senders: dict[str, int]  # documents each replica logged as sent
+    problems: list[str]  # promises broken (see check_run and the duty checks)
+
+
+def kill_run(world: ReplicaWorld, count: int) -> KillRun:
+    amqp = world.amqp
+    received = _start(world)
+    holder = world.duty_holder()
+    assert holder is not None
+    records = metadata_records(amqp.run, count)
+    started = time.monotonic()
+    publish(amqp, records)
+
+    amqp.wait(
+        "a quarter of the documents at the hub",
+        lambda: sent_count(world) >= count // 4,
+        timeout=300,
+        watch=_watched(world),
+    )
+    killed_at = world.kill(holder)
+    taking = amqp.wait(
+        "another replica on inbox duty",
+        lambda: next((t for t in world.duty_takings() if t.at > killed_at), None),
+        timeout=60,
+        watch=_watched(world),
+    )
+    amqp.wait(
+        "half of the documents at the hub",
+        lambda: sent_count(world) >= count // 2,
+        timeout=300,
+        watch=_watched(world),
+    )
+    at_second_kill = sent_count(world)
+    second = next(r for r in world.alive() if r.name != taking.replica)
+    world.kill(second)
+    holder.start()  # the first one killed comes back
+
+    amqp.wait(
+        f"all {count} documents sent and their 01s back at A",
+        lambda: answered(world, count),
+        timeout=600,
+        interval=1.0,
+        watch=_watched(world),
+    )
+    amqp.wait("every document at B", lambda: len(received.snapshot()) >= count, timeout=60)
+    elapsed = time.monotonic() - started
+    time.sleep(1.0)  # anything sent twice would arrive now
+
+    problems = check_run(world, records, received.snapshot())
+    if taking.replica == holder.name or taking.at - killed_at >= TAKEOVER_SECONDS:
+        problems.append(
+            f"{taking.replica} took the inbox {taking.at - killed_at:.1f}s after {holder.name} died"
+        )
+    # One replica at a time: each taker of the inbox duty took it after the previous died.
+    takings = world.duty_takings()
+    for before, after in itertools.pairwise(takings):
+        deaths = [at for at in world.killed_at.get(before.replica, []) if at > before.at]
+        if not deaths or deaths[0] > after.at:
+            problems.append(f"{after.replica} took the inbox while {before.replica} held it")
+    senders = {r.name: len(SENT_LINE.findall(r.log_text())) for r in world.replicas}
+    return KillRun(count, elapsed, taking.at - killed_at, at_second_kill, senders, problems)

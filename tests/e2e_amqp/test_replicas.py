@@ -19,34 +19,24 @@ this 2-core machine; the issue's 1,000-record run is ``python -m bench.bench_rep
 
 from __future__ import annotations
 
-import itertools
 import os
-import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from connector.trust.pki import DemoPki
-from tests.e2e.harness import Agency
 from tests.e2e_amqp.replicas import (
+    TAKEOVER_SECONDS,
     ReplicaWorld,
-    answered,
-    check_run,
-    collect_b,
     fresh_schema,
-    metadata_records,
+    kill_run,
     postgres_problem,
-    publish,
-    sent_count,
 )
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(600)]
 
 RECORDS = int(os.environ.get("CONNECTOR_E2E_REPLICA_RECORDS", "300"))
-TAKEOVER_SECONDS = 10.0
-SENT_LINE = re.compile(r"package #\d+ sent as hub id")
 
 
 @pytest.fixture
@@ -65,80 +55,15 @@ def replica_world(
             world.amqp.close()
 
 
-def _watched(world: ReplicaWorld) -> list[Agency]:
-    return [world.amqp.b, *world.alive()]
-
-
 def test_three_replicas_share_the_work_and_carry_on_when_two_are_killed(
     replica_world: ReplicaWorld,
 ) -> None:
-    world, amqp = replica_world, replica_world.amqp
-    amqp.start_hub()
-    received = collect_b(amqp)
-    amqp.b.start()
-    world.start_all()
-    records = metadata_records(amqp.run, RECORDS)
-    holder = amqp.wait("a replica on inbox duty", world.duty_holder, timeout=120)
-    started = time.monotonic()
-    publish(amqp, records)
-
-    amqp.wait(
-        "a quarter of the documents at the hub",
-        lambda: sent_count(world) >= RECORDS // 4,
-        timeout=180,
-        watch=_watched(world),
+    run = kill_run(replica_world, RECORDS)
+    assert not run.problems, "\n".join(run.problems)
+    assert run.takeover_seconds < TAKEOVER_SECONDS
+    assert run.sent_at_second_kill < RECORDS, "the second kill came after the run"
+    assert sum(1 for n in run.senders.values() if n) >= 2, run.senders  # the work was shared
+    print(
+        f"\n{RECORDS} records, 3 replicas, 2 killed, 1 restarted: {run.seconds:.1f}s; "
+        f"inbox taken over in {run.takeover_seconds:.1f}s; sent by {run.senders}"
     )
-    killed_at = world.kill(holder)
-    taking = amqp.wait(
-        "another replica on inbox duty",
-        lambda: next((t for t in world.duty_takings() if t.at > killed_at), None),
-        timeout=60,
-        watch=_watched(world),
-    )
-    assert taking.replica != holder.name
-    assert taking.at - killed_at < TAKEOVER_SECONDS, (
-        f"{taking.replica} took the inbox {taking.at - killed_at:.1f}s after {holder.name} died"
-    )
-
-    amqp.wait(
-        "half of the documents at the hub",
-        lambda: sent_count(world) >= RECORDS // 2,
-        timeout=180,
-        watch=_watched(world),
-    )
-    at_half = sent_count(world)
-    second = next(r for r in world.alive() if r.name != taking.replica)
-    world.kill(second)
-    holder.start()  # the first one killed comes back
-
-    amqp.wait(
-        f"all {RECORDS} documents sent and their 01s back at A",
-        lambda: answered(world, RECORDS),
-        timeout=300,
-        interval=1.0,
-        watch=_watched(world),
-    )
-    amqp.wait(
-        "every document at B's consumer",
-        lambda: len(received.snapshot()) >= RECORDS,
-        timeout=60,
-        watch=_watched(world),
-    )
-    elapsed = time.monotonic() - started
-    time.sleep(1.0)  # anything sent twice would arrive now
-
-    problems = check_run(world, records, received.snapshot())
-    assert not problems, "\n".join(problems)
-    assert at_half < RECORDS, "the second kill came after the run: nothing was left to share"
-
-    # The inbox duty: one replica at a time, each taker after the previous one died.
-    takings = world.duty_takings()
-    for before, after in itertools.pairwise(takings):
-        deaths = [at for at in world.killed_at.get(before.replica, []) if at > before.at]
-        assert deaths and deaths[0] <= after.at, (
-            f"{after.replica} took the inbox duty while {before.replica} held it: {takings}"
-        )
-    # The work was shared: more than one replica sent documents.
-    senders = {r.name: len(SENT_LINE.findall(r.log_text())) for r in world.replicas}
-    assert sum(1 for n in senders.values() if n) >= 2, senders
-    print(f"\n{RECORDS} records, 3 replicas, 2 killed, 1 restarted: {elapsed:.1f}s; sent {senders}")
