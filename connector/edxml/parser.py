@@ -123,9 +123,9 @@ def parse_element(
     else:
         package = _edoc(reader, root, header, message, attachment_limits)
     if reader.problems or package is None:
-        raise EdxmlError(reader.problems)
+        raise EdxmlError(reader.collected("problems"))
     if reader.warnings:
-        package = dataclasses.replace(package, deviations=tuple(reader.warnings))
+        package = dataclasses.replace(package, deviations=tuple(reader.collected("warnings")))
     return package
 
 
@@ -310,9 +310,11 @@ def _edoc(
 def _recipients(reader: Reader, message: _Element) -> list[_Element]:
     """The To elements that name an OrganId; one without is a warning, none at all refused."""
     to_els = reader.children(message, "To")
-    usable = [el for el in to_els if reader.text(el, "OrganId")]
-    for el in to_els:
-        if el not in usable:
+    usable = []
+    for el in to_els:  # one pass: a membership test per To was quadratic in the To count
+        if reader.text(el, "OrganId"):
+            usable.append(el)
+        else:
             reader.warn(el, "a To without OrganId cannot be routed: ignored", name="OrganId")
     if not usable:
         reader.problem(

@@ -18,6 +18,7 @@ from connector.edxml.model import NS
 from connector.edxml.problems import Problem
 
 T = TypeVar("T")
+MAX_COLLECTED = 500  # problems (and, apart, warnings) one package can report
 
 
 # Spellings seen in real traffic, first one is what we emit.
@@ -42,6 +43,16 @@ class Reader:
 
     problems: list[Problem] = field(default_factory=list)  # refusals: receiving needs these
     warnings: list[Problem] = field(default_factory=list)  # departures the model absorbed
+    more_problems: int = 0  # beyond MAX_COLLECTED, counted only
+    more_warnings: int = 0
+
+    def collected(self, kind: str) -> list[Problem]:
+        """``problems`` or ``warnings``, with a last line counting those left out."""
+        found = self.problems if kind == "problems" else self.warnings
+        more = self.more_problems if kind == "problems" else self.more_warnings
+        if more:
+            return [*found, Problem(f"... and {more} more", reason=found[-1].reason)]
+        return found
 
     # -- navigation -------------------------------------------------------------------------
     @staticmethod
@@ -65,9 +76,12 @@ class Reader:
             name = self.local(node)
             parent = node.getparent()
             if parent is not None:
-                siblings = [c for c in parent if isinstance(c.tag, str) and c.tag == node.tag]
-                if len(siblings) > 1:
-                    name += f"[{siblings.index(node) + 1}]"
+                # Counted in C (itersiblings with a tag): a path stays cheap among 100 000
+                # siblings, where a list of them per warning made big packages quadratic.
+                before = sum(1 for _ in node.itersiblings(node.tag, preceding=True))
+                after = next(node.itersiblings(node.tag), None) is not None
+                if before or after:
+                    name += f"[{before + 1}]"
             parts.append(name)
             node = parent
         base = "/" + "/".join(reversed(parts))
@@ -76,6 +90,9 @@ class Reader:
     def problem(
         self, element: _Element | None, message: str, *, name: str = "", reason: str = "invalid"
     ) -> None:
+        if len(self.problems) >= MAX_COLLECTED:
+            self.more_problems += 1  # bounded: a path per problem costs the element's siblings
+            return
         line = element.sourceline if element is not None else None
         self.problems.append(
             Problem(
@@ -88,6 +105,9 @@ class Reader:
         )
 
     def warn(self, element: _Element | None, message: str, *, name: str = "") -> None:
+        if len(self.warnings) >= MAX_COLLECTED:
+            self.more_warnings += 1
+            return
         line = element.sourceline if element is not None else None
         self.warnings.append(
             Problem(

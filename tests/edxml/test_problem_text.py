@@ -9,13 +9,17 @@ needs and of fields it does not. Generated: every carrier x every hostile text.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from connector.edxml import build_package, check_package
+from connector.edxml.model import NS
 from connector.edxml.problems import EdxmlError, Problem
-from connector.edxml.xmlsafe import UnsafeXmlError, parse_untrusted
+from connector.edxml.xmlsafe import UnsafeXmlError, parse_untrusted, strip_stray_prefix
 from tests.edxml.factories import edoc, status
+from tests.samples import sample_params
 
 MAX_TEXT = 1000  # a whole problem, line and path included
 _RAW = re.compile(r"[\r\n\x0b\x0c\u2028\u2029\u202a-\u202e\u2066-\u2069]")
@@ -93,3 +97,31 @@ def test_edxml_error_text_is_bounded() -> None:
 
         parse_package(_status_with("9" * 100_000 + "\nFAKE"))
     assert len(str(caught.value)) <= MAX_TEXT and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("path", sample_params())
+def test_a_minified_package_has_the_same_warnings(path: Path) -> None:
+    """Hubs that write a package on one line: each warning still names its own element (an
+    error was attributed to the first element of its name on the same line, and the others
+    merged into it)."""
+    pretty = strip_stray_prefix(path.read_bytes())[0]
+    root = etree.fromstring(pretty, etree.XMLParser(remove_blank_text=True))
+    # Three more bad Timestamps so that several warnings share a name.
+    header = root.find(f"{{{NS}}}edXMLEnvelope/{{{NS}}}edXMLHeader")
+    assert header is not None
+    trace_list = etree.SubElement(header, f"{{{NS}}}TraceHeaderList") if header.find(
+        f"{{{NS}}}TraceHeaderList") is None else header.find(f"{{{NS}}}TraceHeaderList")
+    for index in range(3):
+        trace = etree.Element(f"{{{NS}}}TraceHeader")
+        etree.SubElement(trace, f"{{{NS}}}OrganId").text = f"000.00.00.X0{index}"
+        etree.SubElement(trace, f"{{{NS}}}Timestamp").text = f"2019-01-0{index + 1}T00:00"
+        trace_list.insert(0, trace)
+    one_line = etree.tostring(root)
+    several = etree.tostring(root, pretty_print=True)
+    assert b"\n" not in one_line.strip()
+
+    def shown(data: bytes) -> list[tuple[str, str]]:
+        result = check_package(data)
+        return sorted((w.path, w.message) for w in [*result.problems, *result.warnings])
+
+    assert shown(one_line) == shown(several)
