@@ -195,8 +195,13 @@ class SpoolFolder(SpoolSink):
         except OSError as exc:
             os.close(fd)
             if exc.errno in (errno.EAGAIN, errno.EACCES):
+                holder = (self.root / ".lock").read_text("ascii", "replace").strip()
                 raise ConfigurationError(
-                    f"another connector already uses the spool {self.root}", reason="spool_locked"
+                    f"another connector{f' (pid {holder})' if holder.isdigit() else ''} "
+                    f"already uses the spool {self.root}: the spool folder local side runs "
+                    "as one instance only (several replicas need local.type: amqp and a "
+                    "PostgreSQL store)",
+                    reason="spool_locked",
                 ) from None
             raise
         os.ftruncate(fd, 0)

@@ -12,9 +12,10 @@ once, every package at the hub byte-identical to the one A stored and no documen
 as two packages, every 01 from B recorded at A; the inbox polled by one replica at a time,
 and by another within 10 s of the holder's death; more than one replica sent.
 
-``CONNECTOR_E2E_REPLICA_RECORDS`` sets the number of records: 300 fits the suite's time on
-this 2-core machine; the issue's 1,000-record run is ``python -m bench.bench_replicas``
-(the same code, with 1, 2 and 3 replicas as well).
+``CONNECTOR_E2E_REPLICA_RECORDS`` sets the number of records. The issue's 1,000 do not fit
+the 3 minutes this test may take on the shared 2-core machine (measured: 245 s from the
+first publish, 5 min in all), so it runs 400 (300 measured: 58 s, 99 s in all); the
+1,000-record run is ``python -m bench.bench_replicas``, the same code (``kill_run``).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from tests.e2e_amqp.replicas import (
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(600)]
 
-RECORDS = int(os.environ.get("CONNECTOR_E2E_REPLICA_RECORDS", "300"))
+RECORDS = int(os.environ.get("CONNECTOR_E2E_REPLICA_RECORDS", "400"))
 
 
 @pytest.fixture
