@@ -308,7 +308,22 @@ def check_status(where: str, response: Reply, describe: Callable[[Reply], str]) 
             "fix the endpoint",
             reason="hub_endpoint",
         )
+    if code in (404, 405) and not _is_json_object(response):
+        # No hub said this (a web server or proxy page): the path does not exist there. Not
+        # this package's failure: every request would get the same until the endpoint is fixed.
+        raise ConfigurationError(
+            f"{where}: HTTP {code} {response.reason_phrase or ''} without a hub answer (not "
+            "JSON): the endpoint or its path is wrong; fix hub.endpoint",
+            reason="hub_endpoint",
+        )
     raise PermanentError(f"{where}: HTTP {code}: {describe(response)}", reason="hub_rejected")
+
+
+def _is_json_object(response: Reply) -> bool:
+    try:
+        return isinstance(response.json(), dict)
+    except ValueError:
+        return False
 
 
 def json_object(where: str, response: Reply) -> dict[str, object]:

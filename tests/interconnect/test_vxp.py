@@ -441,7 +441,8 @@ def _raising(exc: Exception) -> Callable[[httpx.Request], httpx.Response]:
     [
         (lambda r: httpx.Response(502), UnavailableError, "hub_server_error"),
         (lambda r: httpx.Response(503, headers={"Retry-After": "5"}), UnavailableError, "hub_busy"),
-        (lambda r: httpx.Response(404), PermanentError, "hub_rejected"),
+        # A bare 404 is no hub's answer: the endpoint is wrong, not this package.
+        (lambda r: httpx.Response(404), ConfigurationError, "hub_endpoint"),
         (lambda r: httpx.Response(413, json={"ErrorDesc": "big"}), PermanentError, "hub_rejected"),
         (lambda r: httpx.Response(302, headers={"Location": "/x"}), ConfigurationError, None),
         (lambda r: httpx.Response(200, text="<html>proxy</html>"), TransientError, None),

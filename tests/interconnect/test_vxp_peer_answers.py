@@ -15,6 +15,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from connector.errors import ConfigurationError, PermanentError
 from connector.interconnect import Secret, VxpClient, VxpSettings
 
 PACKAGE = ("<?xml version='1.0'?><edXML>" + "Văn bản liên thông " * 40 + "</edXML>").encode()
@@ -86,3 +87,47 @@ def test_answer_bodies_in_every_form(form: str) -> None:
     content, headers = BODIES[form](raw)
     with _client(lambda r: httpx.Response(200, content=content, headers=headers)) as client:
         assert client.fetch("1") == PACKAGE
+
+
+PAGES = {
+    "nginx 404": (404, "<html><head><title>404 Not Found</title></head><body>nginx</body></html>"),
+    "empty 404": (404, ""),
+    "405 page": (405, "<!DOCTYPE html><p>Method Not Allowed</p>"),
+}
+
+
+@pytest.mark.parametrize("call", ["send", "pending", "fetch", "acknowledge", "directory"])
+@pytest.mark.parametrize("page", sorted(PAGES))
+def test_a_web_server_page_for_a_missing_path_is_the_endpoint_not_the_package(
+    page: str, call: str
+) -> None:
+    code, body = PAGES[page]
+    with (
+        _client(lambda r: httpx.Response(code, text=body)) as client,
+        pytest.raises(ConfigurationError) as caught,
+    ):
+        _call(client, call)
+    assert caught.value.reason == "hub_endpoint" and "hub.endpoint" in str(caught.value)
+
+
+@pytest.mark.parametrize("call", ["send", "fetch"])
+def test_a_hub_404_about_the_item_stays_the_items(call: str) -> None:
+    answer = {"status": "FAIL", "ErrorCode": "1404", "ErrorDesc": "không có văn bản"}
+    with (
+        _client(lambda r: httpx.Response(404, json=answer)) as client,
+        pytest.raises(PermanentError, match="1404"),
+    ):
+        _call(client, call)
+
+
+def _call(client: VxpClient, call: str) -> object:
+    if call == "send":
+        return client.send(PACKAGE, message_type="edoc", sender="000.00.00.G22",
+                           to=["000.00.00.H41"])
+    if call == "pending":
+        return client.pending("edoc")
+    if call == "fetch":
+        return client.fetch("1")
+    if call == "acknowledge":
+        return client.acknowledge("1", True)
+    return client.directory()
