@@ -41,8 +41,11 @@ class Need:
 
 
 RECEIVE_NEEDS: tuple[Need, ...] = (
-    Need("both", "well-formed, namespace-well-formed UTF-8 XML within the size and depth "
-         "limits, no DOCTYPE", "nothing can be read safely otherwise"),
+    Need("both", "well-formed, namespace-well-formed XML within the size and depth limits, "
+         "no DOCTYPE, in UTF-8 or in UTF-16, ISO-8859-x or windows-125x (converted to UTF-8 "
+         "first, a warning); elements outside the QCVN namespace ignored (payloads without "
+         "one are read)", "nothing can be read safely otherwise; a foreign From, To or "
+         "DocumentId must not shadow the QCVN one"),
     Need("both", "root edXML in the QCVN namespace, edXMLEnvelope/edXMLHeader/MessageHeader",
          "it is not an edXML package otherwise; every field below lives there"),
     Need("both", "From/OrganId", "the sender: the XML signature's certificate is bound to it "
