@@ -137,7 +137,9 @@ def inbound_loop(services: Services, stop: threading.Event) -> None:
                                 exc.message)
             if time.monotonic() >= next_poll and window.room():
                 next_poll = time.monotonic() + _round(services, inbox, backoff)
-            window.settle(min(max(next_poll - time.monotonic(), 0.0), 0.5))
+            # Until the next round is due and the window has room (a finished check wakes).
+            due = next_poll - time.monotonic()
+            window.settle(min(max(due, 0.0), 0.5) if window.room() else 0.5)
     finally:
         window.drain(DRAIN_SECONDS)
         window.close()
