@@ -9,7 +9,9 @@ on these bytes afterwards. This module must not parse or validate.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import io
 from xml.sax.saxutils import escape
 
 from connector import timeutil
@@ -28,6 +30,24 @@ from connector.edxml.model import (
 )
 
 _Value = str | int | bool | dt.date | dt.datetime | None
+# Base64 is written in slices of this many input bytes (a multiple of 3, so the slices'
+# encodings concatenate to the encoding of the whole): a 20 MB attachment never exists as
+# one base64 string, str and f-string beside the package (issue 13.6).
+_BASE64_SLICE = 3 * 256 * 1024
+
+
+class _Base64Line:
+    """A line whose middle is a file's bytes in base64, encoded only when written out."""
+
+    def __init__(self, before: str, data: bytes, after: str) -> None:
+        self.before, self.data, self.after = before, data, after
+
+    def write(self, out: io.BytesIO) -> None:
+        out.write(self.before.encode("utf-8"))
+        view = memoryview(self.data)
+        for start in range(0, len(view), _BASE64_SLICE):
+            out.write(base64.b64encode(view[start:start + _BASE64_SLICE]))
+        out.write(self.after.encode("utf-8"))
 
 
 def _fmt(value: _Value) -> str:
@@ -42,7 +62,7 @@ def _fmt(value: _Value) -> str:
 
 class _Writer:
     def __init__(self) -> None:
-        self.lines: list[str] = []
+        self.lines: list[str | _Base64Line] = []
         self.depth = 0
 
     def leaf(self, name: str, value: _Value, *, prefix: str = "edXML:") -> None:
@@ -63,10 +83,25 @@ class _Writer:
     def raw(self, text: str) -> None:
         self.lines.append(f"{'  ' * self.depth}{text}")
 
+    def raw_base64(self, before: str, data: bytes, after: str) -> None:
+        self.lines.append(_Base64Line(f"{'  ' * self.depth}{before}", data, after))
+
     def bytes(self) -> bytes:
-        return ('<?xml version="1.0" encoding="UTF-8"?>\n' + "\n".join(self.lines) + "\n").encode(
-            "utf-8"
-        )
+        # BytesIO grows in place and hands its buffer over in getvalue(): the package exists
+        # once, not as str, joined str and encoded bytes.
+        out = io.BytesIO()
+        out.write(b'<?xml version="1.0" encoding="UTF-8"?>\n')
+        text: list[str] = []
+        for line in self.lines:
+            if isinstance(line, str):
+                text.append(line)
+                continue
+            out.write("".join(f"{t}\n" for t in text).encode("utf-8"))
+            text.clear()
+            line.write(out)
+            out.write(b"\n")
+        out.write("".join(f"{t}\n" for t in text).encode("utf-8"))
+        return out.getvalue()
 
 
 def build_package(package: Package, *, zip_attachments: bool = False) -> bytes:
@@ -272,8 +307,6 @@ def _encoded_attachment(writer: _Writer, attachment: Attachment, zip_it: bool) -
     writer.leaf("AttachmentName", attachment.name, prefix="")
     writer.leaf("Description", attachment.description, prefix="")
     writer.leaf("ContentType", wire_type, prefix="")
-    writer.raw(
-        f'<edXML:ContentTransferEncoded xmlns:edXML="{NS}">{att.encode_base64(data)}'
-        "</edXML:ContentTransferEncoded>"
-    )
+    writer.raw_base64(f'<edXML:ContentTransferEncoded xmlns:edXML="{NS}">', data,
+                      "</edXML:ContentTransferEncoded>")
     writer.close("Attachment", prefix="")
