@@ -10,8 +10,10 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import lzma
 import mimetypes
 import zipfile
+import zlib
 from dataclasses import dataclass
 
 from connector.errors import PermanentError
@@ -95,7 +97,8 @@ def unzip_single(data: bytes, *, name: str, limits: AttachmentLimits) -> tuple[s
                         f"{ceiling} bytes (zip bomb)",
                         reason="attachment_zip_bomb",
                     )
-    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError, zlib.error,
+            lzma.LZMAError) as exc:  # a corrupt stream fails in its decompressor's words
         raise AttachmentError(
             f"attachment {name!r}: zip entry {entry.filename!r} is corrupt ({exc})",
             reason="attachment_bad_zip",

@@ -14,7 +14,9 @@ configuration.
 from __future__ import annotations
 
 import io
+import lzma
 import zipfile
+import zlib
 from dataclasses import dataclass
 
 from connector.edxml.problems import printable
@@ -78,7 +80,8 @@ def read_entries(data: bytes, *, what: str, limits: ZipLimits = DEFAULT_ZIP_LIMI
                         raise PermanentError(
                             f"{label} expands past the zip's budget of {budget} bytes (zip bomb)",
                             reason="attachment_zip_bomb")
-        except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError) as exc:
+        except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError, zlib.error,
+                lzma.LZMAError) as exc:  # a corrupt stream fails in its decompressor's words
             raise PermanentError(f"{label} is corrupt ({exc})",
                                  reason="attachment_bad_zip") from None
         used += out.tell()

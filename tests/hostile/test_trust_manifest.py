@@ -10,6 +10,7 @@ and its reason, nothing delivered when refused, no 02 to anyone for a misrouted 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -135,6 +136,19 @@ def _take(world: World, b: Runtime, raw: bytes) -> tuple[str | None, int]:  # no
             len(world.b.deliveries(kind=None)))
 
 
+def _corrupt_zip(raw: bytes) -> bytes:
+    """The package with its zipped payload's deflate stream damaged (base64 re-encoded)."""
+    root = etree.fromstring(raw)
+    payload = root.find(f".//{E}ContentTransferEncoded")
+    assert payload is not None and payload.text
+    data = bytearray(base64.b64decode(payload.text))
+    for index in range(60, 90):
+        data[index] ^= 0xFF
+    payload.text = base64.b64encode(bytes(data)).decode()
+    out: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    return out
+
+
 def _case(kit: Kit, name: str) -> tuple[bytes, str | None]:
     main = pdf("1", kit.main_pdf("seal:A"))
     sealed_only = pdf("2", kit.annex_pdf("seal:A"))
@@ -171,6 +185,9 @@ def _case(kit: Kit, name: str) -> tuple[bytes, str | None]:
                 "1", "cong-van.zip", "application/zip",
                 zipped(("cv.pdf", kit.main_pdf("seal:A")), ("readme.txt", b"x"))),))),
             "main_document_not_pdf"),
+        "main document zipped, its stream corrupt": (
+            _corrupt_zip(build_package(document("A", attachments=(main,)), zip_attachments=True)),
+            "schema"),  # the parser's problem (attachment_bad_zip), refused once, never retried
         "To: a second OrganId": (_edit(build_package(document(
             "A", to=("C",), attachments=(main,))), _to_games("second OrganId")),
             "not_addressed_to_us"),
@@ -193,6 +210,7 @@ NAMES = ["two payloads under one ContentId", "Reference without payload first",
          "Reference in the header naming the annex", "Reference in the body before the manifest",
          "sealed-only main, the full one named outside the manifest",
          "main document zipped alone", "main document zipped with another file",
+         "main document zipped, its stream corrupt",
          "To: a second OrganId", "To: foreign namespace", "To: un-namespaced", "To: in a comment"]
 
 

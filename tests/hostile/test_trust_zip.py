@@ -165,3 +165,22 @@ def test_entry_names_are_escaped_in_what_is_said(kit: Kit, trust: TrustStore) ->
     item = check_attachments((main, annex), "1", trust, PdfPolicy()).items[1]
     for text in (item.note, item.problem or ""):
         assert "\r" not in text and "\n" not in text and "\u202e" not in text
+
+
+def _corrupt(method: int) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", method) as archive:
+        archive.writestr("a.txt", b"hello world " * 100)
+        archive.writestr("b.txt", b"x" * 50)
+    raw = bytearray(buffer.getvalue())
+    for index in range(40, 50):  # inside the first entry's compressed stream
+        raw[index] ^= 0xFF
+    return bytes(raw)
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA],
+                         ids=["deflate", "bzip2", "lzma"])
+def test_a_corrupt_compressed_entry_is_refused_not_crashed(
+    kit: Kit, trust: TrustStore, method: int
+) -> None:
+    assert _annex_reason(kit, trust, _corrupt(method)) == "attachment_bad_zip"
