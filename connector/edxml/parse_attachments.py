@@ -7,6 +7,9 @@ configured limits. Problems are collected on the ``Reader``. It must not read th
 
 from __future__ import annotations
 
+import io
+import zipfile
+
 from lxml.etree import _Element
 
 from connector.edxml import attachments as att
@@ -112,7 +115,7 @@ def _attachment(
         manifest_type = (reader.text(ref, "ContentType") if ref is not None else None) or wire_type
         content_type = manifest_type or att.guess_content_type(name)
         if att.is_zip(data):
-            unzipped = att.unzip_single(data, name=name, limits=limits)
+            unzipped = _unzip_declared(data, name, limits, (wire_type, manifest_type))
             if unzipped is not None:
                 data = unzipped[1]
                 if content_type == att.ZIP_CONTENT_TYPE:
@@ -126,3 +129,14 @@ def _attachment(
     return Attachment(
         content_id=cid, name=name, content_type=content_type, data=data, description=description
     )
+
+
+def _unzip_declared(
+    data: bytes, name: str, limits: att.AttachmentLimits, declared: tuple[str, str]
+) -> tuple[str, bytes] | None:
+    """The single entry of a zip payload. Bytes that only begin like a zip (no zip directory)
+    are a zip's problem only when a zip was declared; otherwise they stay as they are, for the
+    content checks to judge against the declared type."""
+    if att.ZIP_CONTENT_TYPE not in declared and not zipfile.is_zipfile(io.BytesIO(data)):
+        return None
+    return att.unzip_single(data, name=name, limits=limits)

@@ -48,3 +48,27 @@ def test_base64_with_line_breaks_and_limits() -> None:
 def test_content_type_from_the_name() -> None:
     assert att.guess_content_type("cong-van.pdf") == "application/pdf"
     assert att.guess_content_type("no-extension") == "application/octet-stream"
+
+
+@pytest.mark.parametrize("tail", [b"", b"\x00" * 40, b"not a zip at all", bytes(range(256))])
+@pytest.mark.parametrize("declared", ["application/pdf", "application/octet-stream", "application/zip"])
+def test_bytes_that_only_begin_like_a_zip(tail: bytes, declared: str) -> None:
+    """No zip directory: kept as sent unless a zip was declared (then a precise refusal)."""
+    import dataclasses
+
+    from connector.edxml import build_package, parse_package
+    from connector.edxml.model import Attachment
+    from connector.edxml.problems import EdxmlError
+
+    from .factories import edoc
+
+    data = att.ZIP_MAGIC + tail
+    package = dataclasses.replace(
+        edoc(), attachments=(Attachment("1", "x.pdf", declared, data=data),)
+    )
+    emitted = build_package(package, zip_attachments=False)
+    if declared == "application/zip":
+        with pytest.raises(EdxmlError, match="looks like a zip but cannot be read"):
+            parse_package(emitted)
+    else:
+        assert parse_package(emitted).attachments[0].data == data
