@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 from connector.edxml.model import NS, Attachment
+from connector.edxml.problems import printable
 from connector.errors import PermanentError
 from connector.trust.binding import SignerFacts
 from connector.trust.pdf_policy import PdfPolicy, Role, check_inbound, is_pdf
@@ -168,6 +169,15 @@ def _check_one(item: Attachment, role: Role | None, trust: TrustStore, policy: P
     except PermanentError as exc:
         return AttachmentCheck(cid, item.name, str(role), f"{cid}: {exc.message}",
                                reason=exc.reason, problem=exc.message)
+    except MemoryError:  # our side's shortage, not the file's fault
+        raise
+    except Exception as exc:
+        # pyHanko/asn1crypto raise AttributeError, ValueError ... on some damaged signature
+        # blobs: that is this file's failure, refused with a reason, never a retried package.
+        message = (f"attachment {cid}: the PDF and its signatures could not be checked "
+                   f"({type(exc).__name__}: {printable(str(exc), 200)})")
+        return AttachmentCheck(cid, item.name, str(role), f"{cid}: {message}",
+                               reason="pdf_unreadable", problem=message)
     valid_seals = report.valid_of(SignerKind.ORGANISATION)
     seals = tuple(s.facts for s in valid_seals if s.facts)
     digests = tuple(s.signed_digest for s in valid_seals if s.signed_digest)

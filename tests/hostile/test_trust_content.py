@@ -168,3 +168,43 @@ def test_the_main_document_is_the_manifests_first_whatever_the_payload_order(
     # Taken in payload order, the sealed-only annex would have failed as a main document.
     wrong = check_attachments((annex, main), "1", trust, PdfPolicy())
     assert wrong.items[0].reason == "personal_signature_missing"
+
+
+@pytest.mark.parametrize("surprise", [AttributeError("no attribute 'external_md_algorithm'"),
+                                      ValueError("error parsing asn1 value"),
+                                      RecursionError("maximum recursion depth exceeded"),
+                                      NotImplementedError("unsupported")])
+def test_a_library_surprise_on_hostile_bytes_is_that_files_refusal(
+    kit: Kit, trust: TrustStore, monkeypatch: pytest.MonkeyPatch, surprise: Exception
+) -> None:
+    """pyHanko raises AttributeError/ValueError on some damaged CMS blobs (found by mutating
+    the signature of a sealed PDF): the attachment is refused with a reason, never an
+    exception that leaves the package retried with a traceback."""
+    import connector.trust.content as content
+
+    def raising(*_args: object, **_kwargs: object) -> None:
+        raise surprise
+
+    monkeypatch.setattr(content, "check_inbound", raising)
+    main = Attachment("1", "cong-van.signed.pdf", "application/pdf", kit.main_pdf("seal:A"))
+    checks = check_attachments((main,), "1", trust, PdfPolicy())
+    assert checks.items[0].reason == "pdf_unreadable"
+    assert type(surprise).__name__ in (checks.items[0].problem or "")
+
+
+def test_damaged_signatures_never_escape_as_exceptions(kit: Kit, trust: TrustStore) -> None:
+    """Seeded mutations of the signature blobs of a sealed main document: each is a verdict."""
+    import random
+
+    base = kit.main_pdf("seal:A")
+    starts = [i + 11 for i in range(len(base)) if base.startswith(b"/Contents <", i)]
+    rng = random.Random(20261207)
+    reasons = set()
+    for _ in range(60):
+        data = bytearray(base)
+        start = rng.choice(starts)
+        for _ in range(rng.randint(1, 6)):
+            data[start + rng.randrange(3000)] = ord(rng.choice("0123456789abcdef"))
+        main = Attachment("1", "m.pdf", "application/pdf", bytes(data))
+        reasons.add(check_attachments((main,), "1", trust, PdfPolicy()).items[0].reason)
+    assert reasons - {None}
