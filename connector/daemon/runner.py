@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from connector.daemon import events, inbound, intake, organisations, outbound, sender
+from connector.daemon import events, inbound, intake, organisations, outbound, resume, sender
 from connector.daemon.lifecycle import Supervisor
 from connector.daemon.wiring import Runtime
 
@@ -36,6 +36,8 @@ def supervise(runtime: Runtime) -> Supervisor:
 
     supervisor.add("intake", intake_worker)
     supervisor.add("sender", lambda stop: sender.sender_loop(services, stop))
+    # Documents a dead replica left half-prepared: one replica at a time takes them on.
+    supervisor.add("resume", lambda stop: resume.resume_loop(services, stop))
     if services.organisations is None:
         supervisor.add("inbound", lambda stop: inbound.inbound_loop(services, stop))
     else:  # several organisations: one inbox per hub account (shared, or their own)
