@@ -68,6 +68,35 @@ def _bool(value: str) -> bool:
     raise ValueError(value)
 
 
+def _date(value: str) -> dt.date:
+    """QCVN's forms, or ISO 8601 as xs:date/xs:dateTime writers put it (the date as written)."""
+    try:
+        return timeutil.parse_date(value)
+    except ValueError:
+        return _iso(value).date()
+
+
+def _timestamp(value: str) -> dt.datetime:
+    """QCVN's forms, or ISO 8601; a time without a zone is Vietnam time, as QCVN's are."""
+    try:
+        return timeutil.parse_timestamp(value)
+    except ValueError:
+        moment = _iso(value)
+        if moment.tzinfo is None:
+            return moment.replace(tzinfo=timeutil.VN_TZ)
+        return moment.astimezone(timeutil.VN_TZ)
+
+
+def _iso(value: str) -> dt.datetime:
+    cleaned = value.strip()
+    if not _ISO.match(cleaned):  # fromisoformat alone also reads forms no peer writes
+        raise ValueError(f"{value!r} is not a date")
+    return dt.datetime.fromisoformat(cleaned.replace("Z", "+00:00"))
+
+
+_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?$")
+
+
 def _priority(value: str) -> Priority:
     return Priority(int(value))
 
@@ -168,7 +197,7 @@ def _response_for(reader: Reader, element: _Element) -> ResponseFor:
         code=reader.text(element, "Code"),
         document_id=reader.text(element, "DocumentId"),
         promulgation_date=reader.convert(
-            element, "PromulgationDate", timeutil.parse_date, "a date (yyyy/MM/dd)"
+            element, "PromulgationDate", _date, "a date (yyyy/MM/dd)"
         ),
     )
 
@@ -192,7 +221,7 @@ def _status(reader: Reader, message: _Element) -> StatusPackage | None:
         message, "StatusCode", StatusCode, "a status code (01-06, 13, 15, 16)", required=True
     )
     timestamp = reader.convert(
-        message, "Timestamp", timeutil.parse_timestamp, "a timestamp (yyyy/MM/dd HH:mm:ss)"
+        message, "Timestamp", _timestamp, "a timestamp (yyyy/MM/dd HH:mm:ss)"
     )
     response = _response_for(reader, response_el) if response_el is not None else None
     if response is not None and not response.document_id:
@@ -257,7 +286,7 @@ def _edoc(
         TraceHeader(
             organ_id=reader.text(el, "OrganId") or "",
             timestamp=reader.convert(
-                el, "Timestamp", timeutil.parse_timestamp, "a timestamp (yyyy/MM/dd HH:mm:ss)"
+                el, "Timestamp", _timestamp, "a timestamp (yyyy/MM/dd HH:mm:ss)"
             ),
         )
         for el in reader.children(trace_list, "TraceHeader")
@@ -291,7 +320,7 @@ def _edoc(
         )
         if signer_el is not None
         else None,
-        due_date=reader.convert(message, "DueDate", timeutil.parse_date, "a date (yyyy/MM/dd)"),
+        due_date=reader.convert(message, "DueDate", _date, "a date (yyyy/MM/dd)"),
         other_info=other,
         response_for=responses,
         steering_type=steering,
@@ -334,7 +363,7 @@ def _promulgation_date(
 ) -> dt.date | None:
     """PromulgationDate, or the date a composite DocumentId carries (the same date by
     definition of DocumentId); refused when neither says when the document was issued."""
-    date = reader.convert(prom_el, "PromulgationDate", timeutil.parse_date, "a date")
+    date = reader.convert(prom_el, "PromulgationDate", _date, "a date")
     if date is not None:
         return date
     match = _DOCUMENT_ID_DATE.match(document_id or "")
