@@ -59,6 +59,7 @@ from signxml.signer import XMLSigner
 from signxml.verifier import SignatureConfiguration, XMLVerifier
 
 from connector.edxml.model import NS, XMLDSIG_NS
+from connector.edxml.problems import printable
 from connector.edxml.xmlsafe import parse_untrusted, to_utf8
 from connector.errors import PermanentError
 from connector.trust.truststore import (
@@ -235,6 +236,32 @@ def verify_package(
     purpose: Purpose = Purpose.SIGNING,
     expected_organ_id: str | None = None,
     at: dt.datetime | None = None,
+) -> VerifiedPackage:
+    """Verify the package's XML-DSig and return only what it covers (see module docstring).
+    A damaged signature that a library trips over (asn1 ValueError in a KeyInfo certificate,
+    UnicodeDecodeError in its names, lxml on its canonical form) is refused as
+    ``signature_invalid``, never an exception that leaves the package retried."""
+    try:
+        return _verify_package(data, trust, legacy_policy=legacy_policy,
+                               unsigned_policy=unsigned_policy, purpose=purpose,
+                               expected_organ_id=expected_organ_id, at=at)
+    except (ValueError, UnicodeError, TypeError, KeyError, IndexError, AttributeError,
+            etree.LxmlError) as exc:
+        raise PermanentError(
+            f"the XML signature cannot be read ({type(exc).__name__}: "
+            f"{printable(str(exc), 200)})", reason="signature_invalid", stage="xml_verify",
+        ) from None
+
+
+def _verify_package(
+    data: bytes,
+    trust: TrustStore,
+    *,
+    legacy_policy: LegacyPolicy,
+    unsigned_policy: LegacyPolicy,
+    purpose: Purpose,
+    expected_organ_id: str | None,
+    at: dt.datetime | None,
 ) -> VerifiedPackage:
     """Verify the package's XML-DSig and return only what it covers (see module docstring).
 
