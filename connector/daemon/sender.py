@@ -7,6 +7,11 @@ transient → retried later with jittered back-off, the attempt counted; hub una
 misconfigured → the package waits without losing an attempt, and the round stops until
 the hub comes back. Claims are small so an urgent package never waits behind a backlog.
 
+The worker (``sender_loop``) claims only as many as its in-flight window has room for: the
+hub calls run in the window's threads (several at once on the hub client's kept-alive
+connections, urgent first, one document's packages in order), each settled back in the
+worker's thread. It waits on ``services.sender_bell``, rung when a package becomes READY.
+
 It sends; it must not build or change packages.
 """
 
