@@ -1,23 +1,25 @@
 """Benchmark: documents end to end over RabbitMQ (A's queue → A → hub → B → B's queue).
 
 The hub emulator in this process and agencies A and B as ``connector run`` on the shipped
-``config/connector-amqp*.yaml`` (unchanged settings: B polls the hub every second), with
-their own topology names on the local RabbitMQ. Agency software is plain kombu: a producer
-on A's outbound queue, a consumer on B's inbound queue. Two documents:
+``config/connector-amqp*.yaml`` (unchanged settings: B polls the hub every second when idle),
+with their own topology names on the local RabbitMQ. Agency software is plain kombu: a
+producer on A's outbound queue, a consumer on B's inbound queue. The standard document: 10 KB
+of metadata, a 200 KB main PDF with a personal signature, one 100 KB PDF attachment (A seals
+both PDFs, encrypts them for B; B verifies everything). In one run:
 
-* metadata-only: the record (~12 KB of JSON) with a small main PDF carrying a personal
-  signature;
-* standard: 10 KB of metadata, a 200 KB main PDF with a personal signature, one 100 KB
-  PDF attachment (A seals both PDFs, encrypts them for B; B verifies everything).
+* outbound only: B stopped, a burst of records; documents/s from the first publish to the
+  last package at the hub;
+* inbound only: B started on that backlog at the hub; documents/s between its first and its
+  last delivery;
+* end to end: a burst (documents/s, p50/p99 latency from publish at A to delivery at B,
+  queueing included), then records one at a time (the latency of an idle pipeline);
+* urgent: Hỏa tốc records published one at a time right behind a backlog of ordinary ones
+  (metadata-only, to keep the broker small): their p99 latency.
 
-For each, a burst of records gives the throughput (documents/s from the first publish to the
-last delivery at B) and the latency under that load (p50, p99 from publish at A to delivery
-at B, queueing included); then records published one at a time give the latency of an idle
-pipeline. In the same run, plain kombu moves the same bodies through a RabbitMQ queue
-(persistent, confirmed publish; consume with acks): the broker's own rate, for the ratio.
-Prints a table; asserts nothing; deletes its queues and files.
+Prints a table with the machine's load average (the machine is shared: read the numbers
+with it); asserts nothing; deletes its queues and files.
 
-    .venv/bin/python -m bench.bench_e2e [--metadata N] [--standard N] [--idle N]
+    .venv/bin/python -m bench.bench_e2e [--standard N] [--idle N] [--backlog N] [--urgent N]
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ import json
 import os
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -45,7 +46,6 @@ from tests.e2e_amqp.harness import (
     Record,
     RecordFactory,
     broker_problem,
-    connect,
     documents_at_b,
 )
 
@@ -53,27 +53,6 @@ METADATA_BYTES = 10 * 1024
 MAIN_PDF_BYTES = 200 * 1024
 ATTACHMENT_BYTES = 100 * 1024
 FAILURES = ("outbound.refused", "outbound.failed", "inbound.rejected")
-
-
-@dataclass(frozen=True)
-class Scenario:
-    name: str
-    factory: RecordFactory
-    count: int
-
-
-@dataclass
-class Result:
-    scenario: str
-    body_bytes: int
-    count: int
-    docs_per_second: float
-    p50: float
-    p99: float
-    idle_p50: float
-    idle_p99: float
-    broker_publish: float  # messages/s
-    broker_consume: float
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -171,46 +150,6 @@ def end_to_end(
                 120,
             )
     return len(burst) / (finished - started), loaded, idle_latencies
-
-
-def broker_rate(body: bytes, count: int) -> tuple[float, float]:
-    """Plain kombu through one queue: (confirmed persistent publishes/s, consumed+acked/s)."""
-    queue = f"bench-e2e-{uuid.uuid4().hex[:8]}.raw"
-    with connect(transport_options={"confirm_publish": True}) as conn:
-        channel = conn.channel()
-        channel.queue_declare(
-            queue, durable=True, auto_delete=False, arguments={"x-max-priority": 3}
-        )
-        try:
-            producer = conn.Producer()
-            started = time.perf_counter()
-            for index in range(count):
-                producer.publish(
-                    body,
-                    routing_key=queue,
-                    content_type="application/json",
-                    headers={"x-record-id": f"raw-{index}"},
-                    priority=0,
-                    delivery_mode=2,
-                    mandatory=True,
-                )
-            publish = count / (time.perf_counter() - started)
-            received = 0
-
-            def on_message(message: Any) -> None:
-                nonlocal received
-                channel.basic_ack(message.delivery_info["delivery_tag"])
-                received += 1
-
-            channel.basic_qos(0, 32, False)
-            channel.basic_consume(queue, callback=on_message)
-            started = time.perf_counter()
-            while received < count:
-                conn.drain_events(timeout=10)
-            consume = count / (time.perf_counter() - started)
-        finally:
-            channel.queue_delete(queue)
-    return publish, consume
 
 
 def _hub_count(world: AmqpWorld) -> int:
@@ -330,7 +269,9 @@ def main() -> None:
         "idle, worker pool of 2)",
         flush=True,
     )
+    load_before = os.getloadavg()[0]
     m = run(args)
+    load_after = os.getloadavg()[0]
     burst, idle, urgent = m.burst or [], m.idle or [], m.urgent or []
     rows = [
         ("outbound only (A to hub), standard", f"{m.outbound:.2f} docs/s", ">= 40"),
@@ -344,6 +285,7 @@ def main() -> None:
          if urgent else "not run", ""),
     ]
     print()
+    print(f"load average (1 min) {load_before:.1f} at the start, {load_after:.1f} at the end")
     print(f"{'measure':<40} {'value':>16} {'target':>10}")
     for name, value, target in rows:
         print(f"{name:<40} {value:>16} {target:>10}")
