@@ -4,7 +4,10 @@
   authenticity or integrity it answers "02 Từ chối tiếp nhận" with the reason code and our
   own words for it (never text from the package), and only to a sender whose identity was
   established (``inbound`` decides). Both become
-  outbound status packages in the store (READY), keyed so a crash never sends two.
+  outbound status packages in the store (READY), keyed so a crash never sends two. Serving
+  several organisations, one whose keys are out (its token pulled) has its 01/02 stored
+  ACCEPTED, unsigned, and signed when the keys are back (``waiting_keys``): the package it
+  answers is still delivered and acknowledged, and the inbox goes on for everyone.
 * An incoming status updates the per-recipient state of the document it reports on; a
   status about a document we do not know is recorded, not an error.
 * Local workflow commands (03, 04, 05, 06, 02, 13, 15, 16) come in through the intake and are
@@ -19,10 +22,11 @@ import dataclasses
 import logging
 import re
 
+from connector.daemon import organisations
 from connector.daemon.events import emit
-from connector.daemon.outbound import facts_of, seal_and_sign
+from connector.daemon.outbound import NOTICE_CONTENT_TYPE, facts_of, seal_and_sign
 from connector.daemon.ports import Services
-from connector.edxml import parse_package
+from connector.edxml import build_package, parse_package, validate_package
 from connector.edxml.model import (
     EdocPackage,
     Package,
@@ -30,10 +34,11 @@ from connector.edxml.model import (
     StatusCode,
     StatusPackage,
 )
-from connector.edxml.problems import printable
+from connector.edxml.problems import EdxmlError, printable
 from connector.edxml.summary import peek
-from connector.errors import ConnectorError
-from connector.store.api import AddOutcome, NewOutbound, TrackedPackage
+from connector.errors import ConfigurationError, ConnectorError, UnavailableError
+from connector.local.base import LocalRecord, RecordKind
+from connector.store.api import AddOutcome, NewOutbound, PackageFacts, TrackedPackage
 from connector.store.states import OutboundState, PackageKind
 from connector.timeutil import now_vn
 
@@ -53,8 +58,20 @@ def parse_stored(services: Services, package: TrackedPackage) -> Package | None:
 def _queue(
     services: Services, status: StatusPackage, local_id: str, related: TrackedPackage, priority: int
 ) -> None:
-    raw = seal_and_sign(services, status)
     facts = dataclasses.replace(facts_of(status), priority=priority)
+    registry = services.organisations
+    organ_id = services.agency.organ_id
+    waiting = registry.waiting.get(organ_id) if registry is not None else None
+    if waiting is None:
+        try:
+            raw = seal_and_sign(services, status)
+        except (UnavailableError, ConfigurationError) as exc:
+            if registry is None:
+                raise
+            waiting = exc.message
+    if waiting is not None:  # its organisation's keys are out: the notice waits, not the inbox
+        _wait_for_keys(services, status, local_id, related, facts, waiting)
+        return
     added = services.store.add_outbound(
         NewOutbound(
             local_id=local_id,
@@ -68,6 +85,50 @@ def _queue(
     )
     if added.outcome is AddOutcome.CREATED:
         emit(services, "outbound.ready", added.package, status_code=status.status_code.value)
+
+
+def _wait_for_keys(services: Services, status: StatusPackage, local_id: str,
+                   related: TrackedPackage, facts: PackageFacts, reason: str) -> None:
+    """Several organisations, one whose keys are unavailable (its token out): the notice is
+    stored ACCEPTED, built but unsigned, and signed by ``waiting_keys`` (through
+    ``outbound.prepare``) once the keys are back, as that organisation's documents are. The
+    inbound package it answers is finished meanwhile (delivered, acknowledged), and the inbox
+    goes on for every organisation."""
+    assert services.organisations is not None
+    organ_id = services.agency.organ_id
+    unsigned = build_package(status)
+    problems = validate_package(unsigned)
+    if problems:
+        raise EdxmlError(problems, reason="schema")
+    record = LocalRecord(
+        record_id=local_id,
+        body=unsigned,
+        content_type=NOTICE_CONTENT_TYPE,
+        kind=RecordKind.COMMAND,
+        priority=facts.priority,
+        source=f"status {status.status_code.value} for inbound #{related.id}",
+        headers={organisations.RECORD_HEADER: organ_id},
+    )
+    added = services.store.add_outbound(
+        NewOutbound(
+            local_id=local_id,
+            kind=PackageKind.STATUS,
+            state=OutboundState.ACCEPTED,
+            record=record,
+            facts=facts,
+            related_id=related.id,
+            detail=f"status {status.status_code.value} for inbound #{related.id}, waiting "
+                   "for its organisation's keys",
+        )
+    )
+    if added.outcome is not AddOutcome.CREATED:
+        return
+    if organ_id not in services.organisations.waiting:
+        log.warning("organisation %s: %s; its statuses wait in the store until it is back",
+                    organ_id, reason)
+    services.organisations.set_waiting(organ_id, reason)
+    services.metrics.set_component_up("keys", False)
+    services.store.add_event(added.package.id, "waiting_for_keys", reason[:500])
 
 
 def queue_reply(
@@ -109,6 +170,12 @@ REJECTION_TEXT = {
     "cert_revoked": "chứng thư số đã bị thu hồi",
     "untrusted_root": "chứng thư số không do tổ chức cung cấp dịch vụ tin cậy cấp",
     "schema": "gói tin không đúng cấu trúc edXML",
+    "pdf_unreadable": "tệp PDF bị hỏng, không kiểm tra được chữ ký số",
+    "attachment_bad_zip": "tệp nén đính kèm bị hỏng",
+    "attachment_zip_encrypted": "tệp nén đính kèm có mật khẩu, không kiểm tra được nội dung",
+    "attachment_zip_bomb": "tệp nén đính kèm vượt giới hạn dung lượng cho phép",
+    "attachment_zip_too_many": "tệp nén đính kèm chứa quá nhiều tệp",
+    "attachment_zip_nested": "tệp nén đính kèm lồng nhau quá nhiều cấp",
 }
 _GENERIC_TEXT = "gói tin không đạt kiểm tra xác thực, toàn vẹn"
 _REASON_CODE = re.compile(r"^[a-z0-9_]{1,40}$")

@@ -184,3 +184,14 @@ def test_a_corrupt_compressed_entry_is_refused_not_crashed(
     kit: Kit, trust: TrustStore, method: int
 ) -> None:
     assert _annex_reason(kit, trust, _corrupt(method)) == "attachment_bad_zip"
+
+
+def test_every_zip_and_damaged_pdf_refusal_has_its_own_words_in_a_02() -> None:
+    from connector.daemon import statuses
+
+    codes = ("attachment_bad_zip", "attachment_zip_encrypted", "attachment_zip_bomb",
+             "attachment_zip_too_many", "attachment_zip_nested", "pdf_unreadable")
+    generic = statuses.rejection_text("not_a_known_code").split(": ", 1)[1]
+    for code in codes:
+        text = statuses.rejection_text(code)
+        assert f"({code})" in text and not text.endswith(generic), code
