@@ -182,13 +182,14 @@ def receive(services: Services, item: PendingItem) -> None:
 Taken = tuple[Services, TrackedPackage, bytes | None]
 
 
-def take(services: Services, item: PendingItem) -> Taken | None:
-    """A listed package fetched and stored (RECEIVED), or found stored before: what
-    ``advance`` carries on with; None when it repeats a package (acknowledged here)."""
+def take(services: Services, item: PendingItem, fetched: bytes | None = None) -> Taken | None:
+    """A listed package fetched (unless ``fetched`` already) and stored (RECEIVED), or found
+    stored before: what ``advance`` carries on with; None when it repeats a package
+    (acknowledged here)."""
     known = services.store.find_inbound_by_hub_id(item.doc_id)
     if known is not None:
         return services, known, None
-    raw = services.hub.fetch(item.doc_id)
+    raw = fetched if fetched is not None else services.hub.fetch(item.doc_id)
     summary = _summary(raw, item)
     kind = PackageKind.STATUS if summary.kind == "status" else PackageKind.EDOC
     # Several organisations: the one this delivery is for acts (its keys, its 01).
@@ -209,7 +210,7 @@ def take(services: Services, item: PendingItem) -> Taken | None:
             raw=raw,
             facts=facts,
             content_hash=digest,
-            detail=f"listed by the hub as {item.doc_id}",
+            detail=f"listed by the hub as {printable(item.doc_id, 200)}",
         )
     )
     services.fault("after_store_received")
@@ -217,11 +218,12 @@ def take(services: Services, item: PendingItem) -> Taken | None:
         # The same package listed again (a duplicate delivery): never hand it over twice.
         log.info(
             "hub id %s repeats inbound package #%d: acknowledged, not delivered again",
-            item.doc_id,
+            printable(item.doc_id, 200),
             added.package.id,
         )
         services.hub.acknowledge(item.doc_id, True)
-        services.store.add_event(added.package.id, "duplicate_acknowledged", item.doc_id)
+        services.store.add_event(added.package.id, "duplicate_acknowledged",
+                                 printable(item.doc_id, 200))
         services.metrics.document("inbound", "duplicate")
         return None
     services.metrics.document("inbound", "received")
@@ -508,7 +510,7 @@ def _failed_round(
         log.warning(
             "inbound %s %s not finished (%s, attempt %d, next in %.0fs): %s",
             item.message_type,
-            item.doc_id,
+            printable(item.doc_id, 200),
             exc.kind,
             count,
             delay,
@@ -516,12 +518,13 @@ def _failed_round(
         )
     else:
         log.exception(
-            "unexpected error on inbound %s %s (attempt %d)", item.message_type, item.doc_id, count
+            "unexpected error on inbound %s %s (attempt %d)", item.message_type,
+            printable(item.doc_id, 200), count,
         )
     if isinstance(exc, TransientError) or count < services.retry.max_attempts:
         return
     error = PermanentError(
-        f"gave up after {count} attempts: {exc}",
+        f"gave up after {count} attempts: {printable(str(exc), SAID_LIMIT)}",
         reason=getattr(exc, "reason", "internal_error"),
         stage=getattr(exc, "stage", None) or "inbound",
     )
@@ -532,7 +535,7 @@ def _failed_round(
         log.error(
             "inbound %s %s set aside until restart: %s",
             item.message_type,
-            item.doc_id,
+            printable(item.doc_id, 200),
             error.message,
         )
     attempts.not_before[item.doc_id] = float("inf")
@@ -573,6 +576,10 @@ def _component_of(error: ConnectorError) -> str:
     """Which dependency an error came from, for the component gauge and the log."""
     if error.reason.startswith("store"):
         return "store"
+    # A token out or a key unusable (one organisation alone: its 01 cannot be signed): the
+    # keys are down, not the hub.
+    if error.reason.startswith(("token_", "key_")):
+        return "keys"
     if error.reason.startswith(("broker", "unroutable", "spool")) or error.stage == "deliver":
         return "broker"
     return "hub"

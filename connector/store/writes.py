@@ -152,7 +152,8 @@ class StoreWrites(OutboundWrites):
                     existing.id,
                     "duplicate",
                     existing.state.value,
-                    f"received again from the hub as {new.hub_id}; not processed again",
+                    # repr: a hub's id is its text (line breaks, bidi), shown escaped
+                    f"received again from the hub as {new.hub_id!r}; not processed again",
                 )
                 return Added(existing, AddOutcome.EXISTING)
             now = self._clock()

@@ -155,3 +155,31 @@ def test_attacker_text_is_escaped_everywhere_b_writes_it(
         said += [f"{k}: {v}" for k, v in delivery.headers.items() if k not in DATA_HEADERS]
     leaks = [s for s in said if _UNSAFE.search(s)]
     assert not leaks, "\n---\n".join(repr(s)[:400] for s in leaks)
+
+
+@pytest.mark.parametrize("listed_twice", [False, True])
+def test_a_hostile_hub_id_is_escaped_in_logs_and_events(
+    b: Runtime, kit: Kit, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture, listed_twice: bool,
+) -> None:
+    """A compromised hub chooses its delivery ids too: one with line breaks and bidi
+    controls never reaches a log line or an event raw (the hub id itself stays data)."""
+    from connector.interconnect.base import PendingItem
+
+    raw = packaged(kit, document("A", attachments=(pdf("1", kit.main_pdf("seal:A")),)),
+                   "placeholder")
+    hub = b.services.hub
+    items = [PendingItem(doc_id=HOSTILE, message_type="edoc", sender=A_ID, recipient=B_ID)]
+    if listed_twice:
+        items.append(PendingItem(doc_id=HOSTILE + "2", message_type="edoc", sender=A_ID,
+                                 recipient=B_ID))
+    monkeypatch.setattr(hub, "pending", lambda kind: items if kind == "edoc" else [])
+    monkeypatch.setattr(hub, "fetch", lambda _doc_id: raw)
+    monkeypatch.setattr(hub, "acknowledge", lambda _doc_id, _ok: None)
+    with caplog.at_level(logging.DEBUG):
+        inbound.poll_once(b.services)
+    said = [r.getMessage() for r in caplog.records]
+    for package in b.services.store.find(direction=Direction.INBOUND, limit=10):
+        said += [f"{e.event}: {e.detail}" for e in b.services.store.events(package.id)]
+    leaks = [s for s in said if _UNSAFE.search(s)]
+    assert not leaks, "\n---\n".join(repr(s)[:300] for s in leaks)
