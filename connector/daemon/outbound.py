@@ -20,7 +20,7 @@ from connector.daemon import organisations
 from connector.daemon.events import emit, error_fields, timed
 from connector.daemon.ports import Services
 from connector.daemon.retry import Fate, decide
-from connector.edxml import build_package, validate_package
+from connector.edxml import build_package, parse_package, validate_package
 from connector.edxml.model import EdocPackage, Package, StatusCode, StatusPackage
 from connector.edxml.problems import EdxmlError
 from connector.errors import (
@@ -40,6 +40,10 @@ from connector.store.states import IllegalTransition, OutboundState, PackageKind
 from connector.workcalendar import WorkingCalendar
 
 log = logging.getLogger("connector.outbound")
+
+# The stored "record" of an automatic 01/02 built while its organisation's keys were out
+# (``statuses``): the status package itself, unsigned; ``prepare`` signs it as it is.
+NOTICE_CONTENT_TYPE = "application/vnd.edxml-status-unsigned+xml"
 
 
 def facts_of(package: Package, calendar: WorkingCalendar | None = None) -> PackageFacts:
@@ -71,13 +75,19 @@ def seal_and_sign(services: Services, package: Package) -> bytes:
     if isinstance(package, EdocPackage):
         with timed(services, "pdf_seal"):
             sealed = services.offload(services.pdf.seal_outbound, package.attachments)
+        # Each copy of the files is let go as soon as the next one exists (issue 13.6: a
+        # 20 MB attachment must not stay in memory as mapped, sealed, encrypted and base64).
+        package = dataclasses.replace(package, attachments=())
         with timed(services, "encrypt"):
             encrypted = services.crypto.encrypt_for(sealed, [t.organ_id for t in package.to])
+        del sealed
         package = dataclasses.replace(package, attachments=encrypted)
+        del encrypted
     with timed(services, "build"):
         recipients = [t.organ_id for t in package.to] if isinstance(package, EdocPackage) else []
         zip_it = bool(recipients) and all(services.zip_for(r) for r in recipients)
         raw = build_package(package, zip_attachments=zip_it)
+        del package  # the files live on in raw only
         problems = validate_package(raw)
     if problems:
         raise EdxmlError(problems, reason="schema")
@@ -88,6 +98,8 @@ def seal_and_sign(services: Services, package: Package) -> bytes:
 def prepare(services: Services, record: LocalRecord) -> tuple[bytes, PackageFacts, PackageKind]:
     # Several organisations: the one the record names acts (its mapping, keys, From).
     services, record = organisations.scope_record(services, record)
+    if record.content_type == NOTICE_CONTENT_TYPE:
+        return _sign_notice(services, record)
     with timed(services, "map"):
         try:
             if record.kind is RecordKind.COMMAND:
@@ -101,19 +113,44 @@ def prepare(services: Services, record: LocalRecord) -> tuple[bytes, PackageFact
                 stage="map",
             ) from None
     acting = organisations.scope_package(services, record, package)
+    kind = PackageKind.STATUS if isinstance(package, StatusPackage) else PackageKind.EDOC
+    facts = facts_of(package, services.calendar)
+    sender = package.from_.organ_id
+    recall = (package if isinstance(package, StatusPackage)
+              and package.status_code is StatusCode.RECALL_REQUEST else None)
+    # Handed over, no reference kept here: seal_and_sign lets the mapped files go once
+    # they are sealed (issue 13.6).
+    handed_over = [package]
+    del package
     try:
-        raw = seal_and_sign(acting, package)
+        raw = seal_and_sign(acting, handed_over.pop())
     except (UnavailableError, ConfigurationError) as exc:
         # Several organisations: one organisation's keys missing (a token out, a key file
         # unreadable) hold its own documents only.
         if services.organisations is None or isinstance(exc, organisations.OrganisationWaiting):
             raise
-        raise organisations.OrganisationWaiting(package.from_.organ_id, exc) from exc
-    kind = PackageKind.STATUS if isinstance(package, StatusPackage) else PackageKind.EDOC
-    facts = facts_of(package, services.calendar)
-    if isinstance(package, StatusPackage) and package.status_code is StatusCode.RECALL_REQUEST:
-        facts = _recall_facts(services, package, facts)
+        raise organisations.OrganisationWaiting(sender, exc) from exc
+    if recall is not None:
+        facts = _recall_facts(services, recall, facts)
     return raw, facts, kind
+
+
+def _sign_notice(services: Services, record: LocalRecord) -> Prepared:
+    """An automatic 01/02 that waited for its organisation's keys: signed now, as it was
+    built (its Timestamp stays the time of arrival)."""
+    status = parse_package(record.body)
+    if not isinstance(status, StatusPackage):
+        raise PermanentError(f"stored notice {record.record_id!r} is not a status package",
+                             reason="notice_malformed", stage="sign")
+    facts = dataclasses.replace(facts_of(status), priority=record.priority)
+    try:
+        with timed(services, "xml_sign"):
+            raw = services.signer.sign(record.body)
+    except (UnavailableError, ConfigurationError) as exc:
+        if services.organisations is None:
+            raise
+        raise organisations.OrganisationWaiting(status.from_.organ_id, exc) from exc
+    return raw, facts, PackageKind.STATUS
 
 
 def _recall_facts(services: Services, package: StatusPackage, facts: PackageFacts) -> PackageFacts:
