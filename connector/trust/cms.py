@@ -30,6 +30,7 @@ certificate's key can be used for encryption.
 from __future__ import annotations
 
 import functools
+import io
 import os
 from collections.abc import Sequence
 
@@ -41,13 +42,12 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.x963kdf import X963KDF
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
 from connector.errors import ConfigurationError, PermanentError
 
-__all__ = ["decrypt", "encrypt", "recipient_identifiers"]
+__all__ = ["decrypt", "encrypt", "encrypt_parts", "recipient_identifiers"]
 
 CEK_BYTES = 32
 NONCE_BYTES = 12
@@ -103,31 +103,56 @@ def encrypt(data: bytes, recipient_certs: Sequence[x509.Certificate]) -> bytes:
     Raises ``ConfigurationError`` (reason ``encryption_cert_unsupported`` or
     ``wrong_key_usage``) for a certificate whose key cannot receive a CEK.
     """
+    return encrypt_parts((data,), recipient_certs)
+
+
+# Plaintext is encrypted in slices of this size straight into the output (issue 13.6).
+_ENCRYPT_SLICE = 1 << 20
+
+
+def encrypt_parts(parts: Sequence[bytes], recipient_certs: Sequence[x509.Certificate]) -> bytes:
+    """:func:`encrypt` of the concatenation of ``parts``, never joined: the ciphertext is
+    written slice by slice into the DER output, so a 20 MB attachment exists once as
+    plaintext and once as the envelope, not also as plaintext + header, ciphertext + tag and
+    a join of them."""
     if not recipient_certs:
         raise ConfigurationError("CMS encryption needs at least one recipient certificate",
                                  reason="encryption_cert_missing")
     cek = os.urandom(CEK_BYTES)
     nonce = os.urandom(NONCE_BYTES)
     recipient_infos = [_recipient_info(cert, cek).dump() for cert in recipient_certs]
-    sealed = AESGCM(cek).encrypt(nonce, data, None)
     content_algorithm = cms.EncryptionAlgorithm(
         {
             "algorithm": "aes256_gcm",
             "parameters": GCMParameters({"aes_nonce": nonce, "aes_icvlen": TAG_BYTES}),
         }
     ).dump()
-    # DER assembled around the ciphertext, which is copied once (asn1crypto would copy a
-    # 20 MB attachment several times); the small parts are asn1crypto's own encodings.
-    ciphertext = memoryview(sealed)[:-TAG_BYTES]
-    encrypted_content_info = [_OID_DATA, content_algorithm,
-                              _header(0x80, len(ciphertext)), ciphertext]
+    # DER assembled around the ciphertext (asn1crypto would copy a 20 MB attachment several
+    # times); the small parts are asn1crypto's own encodings. GCM's ciphertext is as long
+    # as the plaintext, so every length is known before the first byte is encrypted.
+    length = _size(parts)
+    encrypted_content_info = [_OID_DATA, content_algorithm, _header(0x80, length)]
     recipients = b"".join(sorted(recipient_infos))  # DER: SET OF sorted by encoding
+    mac_header = _header(0x04, TAG_BYTES)
     enveloped = [b"\x02\x01\x00", _header(0x31, len(recipients)), recipients,
-                 _header(0x30, _size(encrypted_content_info)), *encrypted_content_info,
-                 _header(0x04, TAG_BYTES), sealed[-TAG_BYTES:]]
-    explicit = [_header(0x30, _size(enveloped)), *enveloped]
-    content_info = [_OID_AUTH_ENVELOPED_DATA, _header(0xA0, _size(explicit)), *explicit]
-    return b"".join([_header(0x30, _size(content_info)), *content_info])
+                 _header(0x30, _size(encrypted_content_info) + length), *encrypted_content_info]
+    enveloped_size = _size(enveloped) + length + len(mac_header) + TAG_BYTES
+    explicit_header = _header(0x30, enveloped_size)
+    content_info = [_OID_AUTH_ENVELOPED_DATA,
+                    _header(0xA0, len(explicit_header) + enveloped_size), explicit_header]
+    out = io.BytesIO()
+    for piece in (_header(0x30, _size(content_info) + enveloped_size), *content_info,
+                  *enveloped):
+        out.write(piece)
+    encryptor = Cipher(algorithms.AES(cek), modes.GCM(nonce)).encryptor()
+    for part in parts:
+        view = memoryview(part)
+        for start in range(0, len(view), _ENCRYPT_SLICE):
+            out.write(encryptor.update(view[start:start + _ENCRYPT_SLICE]))
+    out.write(encryptor.finalize())  # nothing for GCM; computes the tag
+    out.write(mac_header)
+    out.write(encryptor.tag)
+    return out.getvalue()
 
 
 _OID_DATA = bytes.fromhex("06092a864886f70d010701")

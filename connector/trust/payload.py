@@ -100,12 +100,13 @@ def is_encrypted(attachment: Attachment) -> bool:
 def encrypt_attachment(attachment: Attachment,
                        recipient_certs: Sequence[x509.Certificate]) -> Attachment:
     """Wrap one attachment (real type and name inside) for every certificate."""
-    entity = _mime_entity(attachment.content_type, attachment.name) + attachment.data
+    # The MIME entity is header + file, encrypted as two parts: never joined in memory.
+    entity = (_mime_entity(attachment.content_type, attachment.name), attachment.data)
     return replace(
         attachment,
         name=attachment.name + ENCRYPTED_SUFFIX,
         content_type=ENCRYPTED_CONTENT_TYPE,
-        data=cms.encrypt(entity, recipient_certs),
+        data=cms.encrypt_parts(entity, recipient_certs),
     )
 
 
