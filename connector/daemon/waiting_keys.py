@@ -5,6 +5,9 @@ When an organisation's keys are unavailable (its token pulled out, its key file 
 as waiting; the other organisations' records go on. :func:`resume_waiting`, called by the
 intake loop every ``polling.hub_interval`` while some organisation waits, prepares them once
 the keys are back: each exactly once (the store's transitions guard it), in the order stored.
+The automatic 01/02 of such an organisation wait the same way (``statuses`` stores them
+ACCEPTED, built but unsigned; ``outbound.prepare`` signs them here), so its inbound packages
+are still delivered and acknowledged and the inbox never waits for a token.
 This module resumes; it must not take records from the local side.
 """
 
@@ -58,6 +61,8 @@ def resume_waiting(services: Services) -> int:
             organisations.sending(services, facts.sender).metrics.document("outbound", "accepted")
         emit(services, "outbound.ready", prepared, recipients=list(facts.recipients),
              priority=facts.priority)
+    if ready:
+        services.sender_bell.ring()  # they go out now, not at the sender's next look
     for organ_id in list(registry.waiting):
         if organ_id not in still:
             log.info("organisation %s: keys back, its waiting documents prepared", organ_id)
