@@ -370,6 +370,11 @@ def resume_accepted(services: Services) -> int:
         except PermanentError as exc:
             services.store.mark_refused(package.id, ErrorInfo.of(exc))
             continue
+        except organisations.OrganisationWaiting as exc:  # started with its token out
+            assert services.organisations is not None
+            services.organisations.set_waiting(exc.organ_id, exc.message)  # waiting_keys
+            services.metrics.set_component_up("keys", False)
+            continue
         except Exception as exc:  # left ACCEPTED: tried again at the next start
             log.warning("package #%d not resumed: %s", package.id, exc)
             continue

@@ -19,7 +19,7 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 
 from connector.config import load_config
-from connector.daemon import inbox, organisations, sender, waiting_keys, wiring
+from connector.daemon import inbox, organisations, outbound, sender, waiting_keys, wiring
 from connector.daemon.retry import DependencyBackoff
 from connector.store.states import Direction, InboundState, OutboundState, PackageKind
 from connector.trust.pkcs11_softhsm import SoftHsm
@@ -85,8 +85,6 @@ def _send_all(services: Any) -> None:
 
 
 def _from_b(b: Any, pki: DemoPki, record_id: str, to: list[str], number: int) -> None:  # noqa: F811
-    from connector.daemon import outbound
-
     item = ListItem(local_record(org_record(pki, B_ID, record_id, to, number)))
     outbound.handle(b.services, item)
     assert item.settled == "ack", item.error
@@ -148,6 +146,17 @@ def test_a_pulled_token_holds_only_its_organisations_01_on_a_shared_inbox(
             assert ready["keys"]["status"] == "down" and ready["hub"]["status"] == "up"
             assert ready[f"token_seal_{C_ID}"]["status"] == "down"
             assert waiting_keys.resume_waiting(services) == 0
+
+            # Restarted with the token still out: the 01 left ACCEPTED waits for it again.
+            ours.close()
+            ours = wiring.build(config, start_metrics=False)
+            services = ours.services
+            registry = services.organisations
+            assert registry is not None and registry.waiting == {}
+            assert outbound.resume_accepted(services) == 0
+            assert registry.waiting.keys() == {C_ID}
+            assert ours.metrics.components().get("keys") is False
+            assert _notices(services)[C_ID].state is OutboundState.ACCEPTED
         finally:
             for folder in c_folders:
                 shutil.move(tmp_path / folder.name, folder)
