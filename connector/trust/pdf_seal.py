@@ -208,8 +208,9 @@ def sign_pdf(
     """
     identity = signer if isinstance(signer, SigningIdentity) else signer.load()
     stamp = stamp or StampOptions()
+    source = io.BytesIO(data)
     try:
-        writer = IncrementalPdfFileWriter(io.BytesIO(data), strict=False)
+        writer = IncrementalPdfFileWriter(source, strict=False)
     except (PdfError, ValueError, KeyError, IndexError) as exc:
         raise PermanentError(
             f"cannot open the PDF to sign it: {exc}", reason="pdf_unreadable"
@@ -248,6 +249,10 @@ def sign_pdf(
     except (SigningError, PdfError, ValueError, KeyError) as exc:
         raise PermanentError(f"signing the PDF failed: {exc}", reason="pdf_sign_failed") from exc
     result: bytes = output.getvalue()
+    # pyHanko's reader and writer refer to each other: until the cycle collector runs they
+    # would keep the unsealed PDF (20 MB for a big attachment) alive; closing the stream
+    # lets its bytes go now (issue 13.6).
+    source.close()
     return result
 
 

@@ -196,9 +196,14 @@ def _signed_digest(embedded: EmbeddedPdfSignature) -> str:
 
 def verify_pdf(data: bytes, trust: TrustStore) -> PdfReport:
     """Report on every signature of ``data``; raise PermanentError if it is not a readable PDF."""
+    source = io.BytesIO(data)
     try:
-        reader = PdfFileReader(io.BytesIO(data), strict=False)
+        reader = PdfFileReader(source, strict=False)
         embedded = list(reader.embedded_signatures)
     except (PdfError, ValueError, KeyError, IndexError, TypeError) as exc:
         raise PermanentError(f"not a readable PDF: {exc}", reason="pdf_unreadable") from exc
-    return PdfReport(signatures=tuple(_report(sig, trust) for sig in embedded))
+    report = PdfReport(signatures=tuple(_report(sig, trust) for sig in embedded))
+    # The reader's objects form cycles: closed, the stream no longer keeps ``data`` alive
+    # until the cycle collector runs (issue 13.6).
+    source.close()
+    return report
