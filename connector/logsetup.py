@@ -27,6 +27,7 @@ from typing import Any, TextIO
 
 from pythonjsonlogger.json import JsonFormatter
 
+from connector.edxml.problems import printable
 from connector.timeutil import VN_TZ
 
 LOG_FORMATS = ("text", "json")
@@ -56,7 +57,9 @@ def log_context(**fields: object) -> Iterator[None]:
     if unknown:
         raise ValueError(f"unknown log context field(s): {', '.join(sorted(unknown))}")
     merged = dict(_context.get() or {})
-    merged.update({k: str(v) for k, v in fields.items() if v is not None})
+    # A DocumentId or record id is what a package or record says about itself: one line,
+    # escaped and bounded, so it can never forge a log line.
+    merged.update({k: printable(str(v), 200) for k, v in fields.items() if v is not None})
     token = _context.set(merged)
     try:
         yield

@@ -59,6 +59,22 @@ def test_text_lines_carry_an_iso_timestamp_with_offset_and_the_context(
     assert "[package_id=7 document_id=000.00.31.H12,2027/02/03,1/SNV stage=send] inside" in inside
 
 
+@pytest.mark.parametrize("forged", ["1/X\n2026-12-07T00:00:00.000+07:00 ERROR forged line",
+                                    "1/X\r\nERROR", "1/X\u202eTXT", "1/X\x00\x1b[31m", "9" * 5000])
+def test_context_fields_from_a_package_cannot_forge_lines(
+    forged: str, restore_logging: None
+) -> None:
+    log = logging.getLogger("connector.test")
+
+    def emit() -> None:
+        with log_context(document_id=forged, record_id=forged):
+            log.warning("inside")
+
+    for log_format in ("text", "json"):
+        (line,) = lines_of(log_format, emit)  # one line, whatever the DocumentId says
+        assert "\u202e" not in line and "\x1b" not in line and len(line) < 1000
+
+
 def test_json_lines_have_the_package_fields(restore_logging: None) -> None:
     log = logging.getLogger("connector.test")
 
