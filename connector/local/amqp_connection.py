@@ -1,16 +1,14 @@
 """Broker connections for the RabbitMQ local side, and the edge where library errors end.
 
 Opens kombu connections (publisher confirms on, heartbeats, TLS with verification for
-``amqps://``), waits for socket activity without busy loops, and translates kombu / py-amqp
-/ socket exceptions into ``connector.errors`` kinds. Nothing above this module catches a
-library exception. This module must not know about records, queues or threads.
+``amqps://``) and translates kombu / py-amqp / socket exceptions into ``connector.errors``
+kinds. Nothing above this module catches a library exception. This module must not know
+about records, queues or threads.
 """
 
 from __future__ import annotations
 
 import logging
-import random
-import select
 import socket
 import ssl
 from typing import Any
@@ -56,25 +54,34 @@ def redacted_url(settings: AmqpSettings) -> str:
         conn.release()
 
 
-def open_connection(
-    settings: AmqpSettings, *, purpose: str, extra_options: dict[str, Any] | None = None
-) -> BrokerConnection:
-    """A connected kombu connection with publisher confirms; raises a connector error."""
+def broker_connection(settings: AmqpSettings, *, purpose: str,
+                      extra_options: dict[str, Any] | None = None,
+                      heartbeat: float | None = None) -> BrokerConnection:
+    """A kombu connection (not yet connected) with publisher confirms, heartbeats and TLS.
+
+    ``heartbeat`` overrides the setting (0: none, for a connection nobody services idle)."""
     options: dict[str, Any] = {
         "confirm_publish": True,
         "client_properties": {"connection_name": f"{settings.connection_name} ({purpose})"},
         **(extra_options or {}),
     }
-    conn = _KombuConnection(
+    return _KombuConnection(
         settings.url,
         password=settings.password,
-        heartbeat=settings.heartbeat,
+        heartbeat=settings.heartbeat if heartbeat is None else heartbeat,
         connect_timeout=settings.connect_timeout,
         ssl=_ssl_options(settings),
         transport_options=options,
     )
+
+
+def open_connection(settings: AmqpSettings, *, purpose: str,
+                    extra_options: dict[str, Any] | None = None,
+                    heartbeat: float | None = None) -> BrokerConnection:
+    """A connected kombu connection (one attempt, no sleeping); raises a connector error."""
+    conn = broker_connection(settings, purpose=purpose, extra_options=extra_options,
+                             heartbeat=heartbeat)
     try:
-        # One attempt, no sleeping: the callers run their own jittered back-off.
         conn.ensure_connection(max_retries=0, interval_start=0, interval_step=0,
                                reraise_as_library_errors=False)
     except BaseException as exc:
@@ -114,42 +121,12 @@ def close_quietly(conn: BrokerConnection | None) -> None:
             log.debug("error while collecting a broker connection", exc_info=True)
 
 
-def wait_readable(conn: BrokerConnection, wake_fd: int | None, timeout: float) -> bool:
-    """Wait until the broker socket has data (True) or ``wake_fd``/``timeout`` fired (False)."""
-    sock = conn.connection.sock
-    transport = conn.connection.transport
-    if getattr(transport, "_read_buffer", b""):
-        return True  # part of a frame is already buffered
-    pending = getattr(sock, "pending", None)
-    if pending is not None and pending():
-        return True  # TLS has decrypted bytes waiting
-    watched = [sock] if wake_fd is None else [sock, wake_fd]
-    readable, _, _ = select.select(watched, [], [], timeout)
-    return sock in readable
-
-
-def read_available(conn: BrokerConnection, wake_fd: int | None, timeout: float) -> None:
-    """Wait up to ``timeout`` for broker frames and dispatch every frame already there.
-
-    Reads frame by frame (``drain_events`` would block on a heartbeat frame, which carries
-    no method), so callbacks run in the calling thread and heartbeats count as traffic.
-    """
-    if not wait_readable(conn, wake_fd, timeout):
-        return
-    amqp_conn = conn.connection
-    while True:
-        try:
-            amqp_conn.blocking_read(timeout=1.0)
-        except TimeoutError:
-            return  # a partial frame stays buffered for the next read
-        if not wait_readable(conn, None, 0):
-            return
-
-
 def translate(exc: BaseException, doing: str) -> ConnectorError:
     """The connector error for a library exception raised while ``doing`` something."""
     if isinstance(exc, ConnectorError):
         return exc
+    if isinstance(exc, kombu.exceptions.OperationalError) and exc.__cause__ is not None:
+        exc = exc.__cause__  # kombu's retry wraps the library error it gave up on
     detail = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, amqp.exceptions.AccessRefused):
         return ConfigurationError(
@@ -184,20 +161,3 @@ def translate(exc: BaseException, doing: str) -> ConnectorError:
             f"RabbitMQ unavailable while {doing} ({detail})", reason="broker_unavailable"
         )
     return PermanentError(f"unexpected error while {doing} ({detail})", reason="broker_error")
-
-
-class Backoff:
-    """Jittered exponential delays for reconnecting: initial, x2 each time, capped."""
-
-    def __init__(self, initial: float, maximum: float) -> None:
-        self._initial = initial
-        self._maximum = maximum
-        self._next = initial
-
-    def next_delay(self) -> float:
-        delay = self._next
-        self._next = min(self._maximum, self._next * 2)
-        return delay * random.uniform(0.5, 1.0)
-
-    def reset(self) -> None:
-        self._next = self._initial

@@ -1,16 +1,21 @@
 """The consumer thread: owns the consuming connection, its heartbeats and every ack.
 
 kombu/py-amqp channels are not thread-safe, and a connection whose heartbeats go
-unanswered is closed by the broker, so one thread owns the consuming connection: it
-drains the socket, answers heartbeats and applies the acks and requeues that other
-threads hand it (through a queue and a wake-up pipe, so they take effect at once), while
-the daemon does its CPU-heavy work elsewhere. Deliveries wait in a buffer bounded by the
-prefetch count, urgent first.
+unanswered is closed by the broker, so one thread owns the consuming connection: it runs
+kombu's ``Connection.drain_events`` in short slices, answers heartbeats
+(``heartbeat_check``) and between slices applies the acks and requeues other threads
+hand it, while the daemon does its CPU-heavy work elsewhere. Deliveries wait in a buffer
+bounded by the prefetch count, urgent first. kombu's ``ensure_connection`` does the
+(re)connecting with growing intervals; the topology is declared again on every connection
+and the broker redelivers everything unacknowledged.
 
-On connection loss it reconnects with jittered back-off and re-declares the topology;
-the broker redelivers everything unacknowledged. A redelivery this process cannot explain
-(``amqp_redelivery``) is flagged ``suspect``: it was in flight when a connector died, and
-the adapter counts that crash against it. This module must not publish.
+Messages are taken with ``basic_consume`` on kombu's channel rather than ``kombu.Consumer``:
+kombu's ``Message`` decompresses a body whose headers name a ``compression``, unbounded,
+before any callback sees it; a record must reach the adapter's size checks as published.
+
+A redelivery this process cannot explain (``amqp_redelivery``) is flagged ``suspect``: it
+was in flight when a connector died, and the adapter counts that crash against it. This
+module must not publish.
 """
 
 from __future__ import annotations
@@ -22,7 +27,6 @@ import hashlib
 import heapq
 import itertools
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -33,11 +37,10 @@ from typing import Any
 from connector.errors import ConnectorError, UnavailableError
 from connector.local.amqp_connection import (
     RECOVERABLE_ERRORS,
-    Backoff,
     BrokerConnection,
+    broker_connection,
     close_quietly,
-    open_connection,
-    read_available,
+    redacted_url,
     translate,
 )
 from connector.local.amqp_redelivery import RedeliveryExcuses
@@ -47,6 +50,9 @@ from connector.local.amqp_topology import declare_topology
 log = logging.getLogger(__name__)
 
 MAIN, QUARANTINE = "main", "quarantine"
+# Longest a settlement handed over by another thread waits for the consumer thread while
+# no broker traffic wakes it (drain_events returns at once when a frame arrives).
+DRAIN_SLICE = 0.05
 
 
 @dataclass(eq=False)
@@ -78,8 +84,8 @@ class Delivery:
         return value if isinstance(value, int) else 0
 
 
-class ConsumerLost(Exception):
-    """The broker cancelled our consumer (queue deleted): start a new session."""
+class _Stopping(Exception):
+    """Raised into kombu's reconnection loop when the consumer is stopped."""
 
 
 class IntakeConsumer:
@@ -110,11 +116,6 @@ class IntakeConsumer:
         self._consuming = True
         self._cancelled = threading.Event()
         self._stop = threading.Event()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
-        self._pipe_lock = threading.Lock()
-        self._pipe_open = True
         self._thread = threading.Thread(target=self._run, name="amqp-consumer", daemon=True)
         self.current_connection: BrokerConnection | None = None  # for diagnostics and tests
 
@@ -201,70 +202,84 @@ class IntakeConsumer:
     def stop(self, timeout: float) -> None:
         """Apply pending settlements, close the connection, end the thread."""
         self._stop.set()
-        self._wake()
         if self._thread.is_alive():
             self._thread.join(timeout)
         if self._thread.is_alive():
             log.warning("the AMQP consumer thread did not stop within %.0fs", timeout)
-            return  # it still uses the pipe; the daemon thread ends with the process
-        with self._pipe_lock:  # no write may hit a descriptor number reused after close
-            if self._pipe_open:
-                self._pipe_open = False
-                os.close(self._wake_r)
-                os.close(self._wake_w)
 
     def _submit(self, action: str, delivery: Delivery | None = None,
                 done: threading.Event | None = None) -> None:
         with self._cond:
             self._ops.append((action, delivery, done))
-        self._wake()
-
-    def _wake(self) -> None:
-        with self._pipe_lock:
-            if self._pipe_open:
-                with contextlib.suppress(BlockingIOError):  # full: the thread wakes anyway
-                    os.write(self._wake_w, b"x")
 
     # ---- the consumer thread ------------------------------------------------------------
 
     def _run(self) -> None:
-        settings = self._settings
-        backoff = Backoff(settings.reconnect_initial_delay, settings.reconnect_max_delay)
         try:
             while not self._stop.is_set():
+                conn = None
                 try:
-                    self._session(backoff)
+                    conn = self._connect()
+                    self._session(conn)
+                    return
+                except _Stopping:
                     return
                 except ConnectorError as err:
                     self._lose(err)
-                except (ConsumerLost, *RECOVERABLE_ERRORS) as exc:  # type: ignore[misc]
+                except RECOVERABLE_ERRORS as exc:
                     self._lose(translate(exc, "consuming the intake queues"))
                 except Exception as exc:  # a bug must not end consumption for good
                     log.exception("unexpected error in the AMQP consumer thread")
                     self._lose(translate(exc, "consuming the intake queues"))
-                delay = backoff.next_delay()
-                log.info("reconnecting to RabbitMQ in %.1fs", delay)
-                self._stop.wait(delay)
+                finally:
+                    self.current_connection = None
+                    close_quietly(conn)
+                settings = self._settings
+                # A refused login or declaration is not fixed by hammering the broker.
+                lost = self._last_error
+                self._stop.wait(settings.reconnect_max_delay if lost is not None
+                                and lost.kind == "configuration"
+                                else settings.reconnect_initial_delay)
         finally:
             self._release_waiters()
 
-    def _session(self, backoff: Backoff) -> None:
-        conn = open_connection(self._settings, purpose="consumer")
-        self.current_connection = conn
+    def _connect(self) -> BrokerConnection:
+        """A connected connection: kombu retries an unreachable broker with growing
+        intervals, reporting each failure; other errors (a refused login) are raised."""
+        settings = self._settings
+        conn = broker_connection(settings, purpose="consumer")
+        doing = f"connecting to RabbitMQ at {redacted_url(settings)}"
+
+        def failed(exc: Exception, interval: float) -> None:
+            self._lose(translate(exc, doing))
+
+        def stopping() -> None:
+            if self._stop.is_set():
+                raise _Stopping
+
         try:
-            channels = self._subscribe(conn)
-            backoff.reset()
-            self._on_connected()
-            tick = min(1.0, self._settings.heartbeat / 4) if self._settings.heartbeat else 1.0
-            while not self._stop.is_set():
-                self._apply_ops(channels)
-                read_available(conn, self._wake_r, tick)
-                self._drain_wake_pipe()
-                conn.heartbeat_check()
-            self._apply_ops(channels)
-        finally:
-            self.current_connection = None
+            conn.ensure_connection(
+                errback=failed, max_retries=None, callback=stopping,
+                interval_start=settings.reconnect_initial_delay,
+                interval_step=settings.reconnect_initial_delay,
+                interval_max=settings.reconnect_max_delay, reraise_as_library_errors=False)
+        except BaseException as exc:
             close_quietly(conn)
+            if isinstance(exc, _Stopping | ConnectorError) or not isinstance(exc, Exception):
+                raise
+            raise translate(exc, doing) from exc
+        return conn
+
+    def _session(self, conn: BrokerConnection) -> None:
+        self.current_connection = conn
+        channels = self._subscribe(conn)
+        self._on_connected()
+        while not self._stop.is_set():
+            self._apply_ops(channels)
+            with contextlib.suppress(TimeoutError):  # a quiet slice
+                conn.drain_events(timeout=DRAIN_SLICE)
+            conn.heartbeat_check()
+        self._apply_ops(channels)
 
     def _subscribe(self, conn: BrokerConnection) -> dict[str, Any]:
         topology = self._settings.topology
@@ -280,20 +295,12 @@ class IntakeConsumer:
         if consuming:
             main.basic_qos(0, self._settings.prefetch, False)
             for queue in topology.intake_queues:
-                main.basic_consume(
-                    queue,
-                    callback=partial(self._on_message, generation, MAIN, queue),
-                    on_cancel=self._on_cancel,
-                )
+                main.basic_consume(queue, callback=partial(self._on_message, generation,
+                                                           MAIN, queue))
             # One at a time: a crash while handling it cannot take other suspects along.
             quarantine.basic_qos(0, 1, False)
-            quarantine.basic_consume(
-                topology.quarantine_queue,
-                callback=partial(
-                    self._on_message, generation, QUARANTINE, topology.quarantine_queue
-                ),
-                on_cancel=self._on_cancel,
-            )
+            quarantine.basic_consume(topology.quarantine_queue, callback=partial(
+                self._on_message, generation, QUARANTINE, topology.quarantine_queue))
         with self._cond:
             self._connected = True
             self._last_error = None
@@ -302,9 +309,6 @@ class IntakeConsumer:
         log.info("consuming %s (prefetch %d)", ", ".join(topology.intake_queues),
                  self._settings.prefetch)
         return {MAIN: main, QUARANTINE: quarantine}
-
-    def _on_cancel(self, consumer_tag: str) -> None:
-        raise ConsumerLost(f"RabbitMQ cancelled consumer {consumer_tag} (queue deleted?)")
 
     def _on_message(self, generation: int, channel: str, queue: str, message: Any) -> None:
         body = message.body
@@ -404,13 +408,6 @@ class IntakeConsumer:
         for event in pending:
             event.set()
         self._cancelled.set()
-
-    def _drain_wake_pipe(self) -> None:
-        try:
-            while os.read(self._wake_r, 4096):
-                pass
-        except BlockingIOError:
-            pass
 
 
 def _fingerprint(properties: dict[str, Any], body: bytes) -> str:

@@ -1,12 +1,15 @@
-"""Confirmed, mandatory publishing to RabbitMQ from any thread.
+"""Confirmed, mandatory publishing to RabbitMQ from any thread, on kombu's ``Producer``.
 
 One connection (separate from the consumer's, so broker flow control on publishers never
 holds back acknowledgements) guarded by a lock. Every publish is persistent, ``mandatory``
-and waits for the broker's publisher confirm within ``publish_timeout``: ``publish``
-returns only when the broker has taken responsibility for the message. A message the
-broker returns as unroutable, a negative confirm, a timeout or a lost connection raises a
-``connector.errors`` kind; nothing is dropped silently. A small keeper thread services
-heartbeats while the connection is idle. This module must not consume.
+(unroutable messages come back through ``on_return``) and waits for the broker's publisher
+confirm (the ``confirm_publish`` transport option) within ``publish_timeout``. kombu's
+``Producer.publish(retry=True, retry_policy=…)`` reconnects once when the connection went
+stale and declares the topology again on the new channel. ``publish`` returns only when
+the broker has taken responsibility for the message; a returned message, a negative
+confirm, a timeout or a lost broker raises a ``connector.errors`` kind. The connection has
+no AMQP heartbeats (it is idle between publishes: TCP keepalive and the retry find a dead
+link). This module must not consume.
 """
 
 from __future__ import annotations
@@ -17,16 +20,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import amqp
 import amqp.exceptions
 
 from connector.errors import ConnectorError, PermanentError, UnavailableError
 from connector.local.amqp_connection import (
-    RECOVERABLE_ERRORS,
     BrokerConnection,
     close_quietly,
     open_connection,
-    read_available,
     translate,
 )
 from connector.local.amqp_settings import AmqpSettings
@@ -50,26 +50,13 @@ class OutgoingMessage:
     priority: int | None = None
     properties: Mapping[str, Any] = field(default_factory=dict)
 
-    def to_amqp(self) -> amqp.Message:
-        props: dict[str, Any] = dict(self.properties)
-        props.update(
-            content_type=self.content_type,
-            application_headers=dict(self.headers),
-            delivery_mode=PERSISTENT,
-        )
-        if self.message_id is not None:
-            props["message_id"] = self.message_id
-        if self.priority is not None:
-            props["priority"] = self.priority
-        return amqp.Message(self.body, **props)
-
 
 class UnroutableError(UnavailableError):
     """The broker returned a mandatory message: no queue is bound for its routing key."""
 
 
 class ConfirmingPublisher:
-    """Publishes with confirms; thread-safe; reconnects on the next publish after a loss."""
+    """Publishes with confirms; thread-safe; kombu reconnects after a loss."""
 
     def __init__(
         self,
@@ -84,15 +71,13 @@ class ConfirmingPublisher:
         self._lock = threading.Lock()
         self._conn: BrokerConnection | None = None
         self._channel: Any = None
+        self._producer: Any = None
         self._returned: list[str] = []
         self._blocked_reason: str | None = None
-        self._closed = threading.Event()
-        self._keeper: threading.Thread | None = None
-        if settings.heartbeat > 0:
-            self._keeper = threading.Thread(
-                target=self._keep_alive, name=f"amqp-{purpose}-heartbeat", daemon=True
-            )
-            self._keeper.start()
+        self._closed = False
+        # One reconnection at once (a stale idle link); then the caller's retry decides.
+        self._retry_policy = {"max_retries": 1, "interval_start": 0, "interval_step": 0,
+                              "interval_max": 0, "on_revive": self._revived}
 
     def publish(self, message: OutgoingMessage, *, doing: str) -> None:
         """Publish and wait for the confirm; raises UnavailableError / PermanentError."""
@@ -105,73 +90,74 @@ class ConfirmingPublisher:
             raise
 
     def _publish_locked(self, message: OutgoingMessage, doing: str) -> None:
-        if self._closed.is_set():
+        if self._closed:
             raise UnavailableError(f"publisher closed while {doing}", reason="broker_closed")
-        for attempt in (1, 2):
-            reused = self._channel is not None
-            try:
-                channel = self._ensure_channel()
-                self._returned.clear()
-                channel.basic_publish(
-                    message.to_amqp(),
-                    exchange=message.exchange,
-                    routing_key=message.routing_key,
-                    mandatory=True,
-                    timeout=self._settings.publish_timeout,
-                    confirm_timeout=self._settings.publish_timeout,
-                )
-            except ConnectorError:
-                self._reset()
-                raise
-            except amqp.exceptions.PreconditionFailed as exc:
-                self._reset()
-                raise _refused(exc, doing) from exc
-            except RECOVERABLE_ERRORS as exc:
-                self._reset()
-                err = translate(exc, doing)
-                if self._blocked_reason and err.reason == "broker_timeout":
-                    err = UnavailableError(
-                        f"RabbitMQ is blocking publishers ({self._blocked_reason}) while "
-                        f"{doing}",
-                        reason="broker_blocked",
-                    )
-                # Only a connection that went stale since its last use is retried at once;
-                # after a timeout or nack the outcome is unknown / refused: the caller decides.
-                if not (reused and attempt == 1 and err.reason == "broker_unavailable"):
-                    raise err from exc
-                log.info("publisher connection was lost; reconnecting once (%s)", err.message)
-                continue
-            except Exception as exc:  # anything else: the channel state is unknown
-                self._reset()
-                raise translate(exc, doing) from exc
-            if self._returned:
-                raise UnroutableError(
-                    f"RabbitMQ returned the message while {doing}: no queue is bound to "
-                    f"exchange {message.exchange!r} for routing key {message.routing_key!r} "
-                    f"({self._returned[0]}); bind a queue to receive it",
-                    reason="unroutable",
-                )
-            return
+        try:
+            producer = self._ensure_producer()
+            self._returned.clear()
+            producer.publish(
+                message.body,
+                exchange=message.exchange,
+                routing_key=message.routing_key,
+                content_type=message.content_type,
+                content_encoding=message.properties.get("content_encoding"),
+                headers=dict(message.headers),
+                delivery_mode=PERSISTENT,
+                priority=message.priority or 0,
+                mandatory=True,
+                retry=True,
+                retry_policy=self._retry_policy,
+                timeout=self._settings.publish_timeout,
+                confirm_timeout=self._settings.publish_timeout,
+                **_properties(message),
+            )
+        except ConnectorError:
+            self._reset()
+            raise
+        except amqp.exceptions.PreconditionFailed as exc:
+            self._reset()
+            raise _refused(exc, doing) from exc
+        except Exception as exc:  # the channel state is unknown: start clean next time
+            self._reset()
+            err = translate(exc, doing)
+            if self._blocked_reason and err.reason == "broker_timeout":
+                err = UnavailableError(
+                    f"RabbitMQ is blocking publishers ({self._blocked_reason}) while {doing}",
+                    reason="broker_blocked")
+            raise err from exc
+        if self._returned:
+            raise UnroutableError(
+                f"RabbitMQ returned the message while {doing}: no queue is bound to "
+                f"exchange {message.exchange!r} for routing key {message.routing_key!r} "
+                f"({self._returned[0]}); bind a queue to receive it",
+                reason="unroutable",
+            )
 
-    def _ensure_channel(self) -> Any:
-        if self._channel is not None:
-            return self._channel
+    def _ensure_producer(self) -> Any:
+        if self._producer is not None:
+            return self._producer
         conn = open_connection(
             self._settings,
             purpose=self._purpose,
+            heartbeat=0.0,
             extra_options={"on_blocked": self._on_blocked, "on_unblocked": self._on_unblocked},
         )
         try:
-            channel = conn.channel()
+            channel = conn.default_channel
             declare_topology(channel, self._settings.topology)
-            channel.events["basic_return"].add(self._on_return)
+            producer = conn.Producer(channel, on_return=self._on_return)
         except BaseException as exc:
             close_quietly(conn)
             if isinstance(exc, Exception):
                 raise translate(exc, "declaring the topology") from exc
             raise
-        self._conn, self._channel = conn, channel
-        return channel
+        self._conn, self._channel, self._producer = conn, channel, producer
+        return producer
+
+    def _revived(self, channel: Any) -> None:
+        log.info("publisher connection was lost; reconnected once")
+        self._channel = channel
+        declare_topology(channel, self._settings.topology)
 
     def _on_return(self, exc: Exception, exchange: str, routing_key: str, message: Any) -> None:
         self._returned.append(str(exc))
@@ -186,29 +172,20 @@ class ConfirmingPublisher:
 
     def _reset(self) -> None:
         close_quietly(self._conn)
-        self._conn, self._channel = None, None
-
-    def _keep_alive(self) -> None:
-        interval = max(0.2, self._settings.heartbeat / 4)
-        while not self._closed.wait(interval):
-            if not self._lock.acquire(blocking=False):
-                continue  # a publish is in progress: it services the connection itself
-            try:
-                if self._conn is not None:
-                    read_available(self._conn, None, 0)
-                    self._conn.heartbeat_check()
-            except RECOVERABLE_ERRORS as exc:
-                log.info("idle publisher connection lost (%s); reconnecting on next use", exc)
-                self._reset()
-            finally:
-                self._lock.release()
+        self._conn, self._channel, self._producer = None, None, None
 
     def close(self) -> None:
-        self._closed.set()
         with self._lock:
+            self._closed = True
             self._reset()
-        if self._keeper is not None:
-            self._keeper.join(timeout=5)
+
+
+def _properties(message: OutgoingMessage) -> dict[str, Any]:
+    """Basic properties kombu takes as keywords (content_encoding is passed on its own)."""
+    extra = {k: v for k, v in message.properties.items() if k != "content_encoding"}
+    if message.message_id is not None:
+        extra["message_id"] = message.message_id
+    return extra
 
 
 def _refused(exc: amqp.exceptions.PreconditionFailed, doing: str) -> PermanentError:

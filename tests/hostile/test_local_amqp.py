@@ -175,3 +175,22 @@ def test_unique_ids_are_not_needed_for_refusals() -> None:
     first = to_local_record(_delivery(b"", "gzip"), TOPOLOGY)
     second = to_local_record(_delivery(b"", "gzip", message_id=str(uuid.uuid4())), TOPOLOGY)
     assert first.refusal is not None and second.refusal is not None
+
+
+@pytest.mark.broker
+def test_a_compression_header_is_not_obeyed(topology: AmqpTopology) -> None:
+    """kombu's ``Message`` inflates a body whose headers name a ``compression`` before any
+    callback sees it, without a bound: the adapter takes messages as published, so a small
+    zlib bomb stays small (and is refused later as an unreadable record)."""
+    inflated = b'{"id": "' + b"0" * (LIMIT * 500) + b'"}'
+    _publish_raw(topology.outbound_queue, inflated, compression="zlib",
+                 content_type="application/json", headers={"x-record-id": "bomb"})
+    side = AmqpLocalSide(make_settings(topology), limits=RecordLimits(max_record_bytes=LIMIT))
+    side.start()
+    try:
+        [item] = side.fetch(1, 10)
+        assert item.record.record_id == "bomb" and item.record.refusal is None
+        assert len(item.record.body) < LIMIT and item.record.body != inflated
+        item.ack()
+    finally:
+        side.close()
