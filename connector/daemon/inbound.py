@@ -40,7 +40,12 @@ from connector.edxml.problems import EdxmlError, printable
 from connector.edxml.summary import PackageSummary
 from connector.errors import ConnectorError, PermanentError, TransientError, UnavailableError
 from connector.interconnect.base import MESSAGE_TYPES, PendingItem
-from connector.local.base import H_HUB_ID, DeliveryKind, with_deviations
+from connector.local.base import (
+    H_HUB_ID,
+    MAX_DEVIATIONS_CARRIED,
+    DeliveryKind,
+    with_deviations,
+)
 from connector.store.api import ErrorInfo, NewInbound, PackageFacts, SealUse, TrackedPackage
 from connector.store.states import Direction, InboundState, PackageKind
 from connector.trust import origin
@@ -347,9 +352,16 @@ def _deliver(services: Services, package: TrackedPackage, received: Received) ->
             delivery = dataclasses.replace(delivery, headers={**delivery.headers, **marks})
         services.sink.deliver(delivery)
     marked: dict[str, object] = {"sender_unverified": True} if unverified else {}
+    # Events are small like the delivery headers: the first warnings and how many there were
+    # (all of them are kept with the package: connector messages show).
+    carried: dict[str, object] = (
+        {"deviations": warnings[:MAX_DEVIATIONS_CARRIED], "deviation_count": len(warnings)}
+        if warnings
+        else {}
+    )
     if delivery.kind is DeliveryKind.DOCUMENT:
         services.metrics.document("inbound", "delivered")
-        emit(services, "inbound.delivered", package, deviations=warnings or None, **marked)
+        emit(services, "inbound.delivered", package, **carried, **marked)
     else:
         assert isinstance(model, StatusPackage)
         services.metrics.status("received", model.status_code.value)
@@ -358,8 +370,8 @@ def _deliver(services: Services, package: TrackedPackage, received: Received) ->
             f"status.{model.status_code.value}",
             package,
             from_organ_id=model.from_.organ_id,
-            description=model.description,
-            deviations=warnings or None,
+            description=model.description[:2000] if model.description else None,
+            **carried,
             **marked,
         )
 

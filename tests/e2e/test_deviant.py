@@ -114,6 +114,7 @@ def test_deviant_package_is_delivered_with_its_warnings_and_answered_01(
     carried = json.loads(delivery.headers["deviations"])
     assert int(delivery.headers["deviation-count"]) == len(details)
     (event,) = world.b.events("inbound.delivered")
+    assert event["deviation_count"] == len(details) and len(event["deviations"]) <= 20
     for element in elements:
         assert any(element in w for w in carried), element
         assert any(element in w for w in event["deviations"]), element
