@@ -1,10 +1,12 @@
 """The inbound worker: the hub inbox polled, several received packages checked at once.
 
-Each listed package is fetched and stored here (``inbound.take``), then checked in the
-in-flight window (``inflight``: XML signature, schema, decryption and the PDF checks run in
-its threads, the PDF checks in the worker pool's processes), most urgent first. A finished
-check is settled back in this thread by ``inbound.advance``: the seal index, delivery to the
-local side, ``done`` to the hub, the 01 queued (and the sender rung). A package in flight is
+Each new listed package is fetched in the in-flight window (``inflight``; the hub's latency
+overlaps), stored RECEIVED here (``inbound.take``), then checked in the window (XML
+signature, schema, decryption in its threads, the PDF checks in the worker pool's
+processes), most urgent first. A finished check is settled back in this thread by
+``inbound.advance``: the seal index, delivery to the local side, ``done`` to the hub, the 01
+queued (and the sender rung). One sender's statuses are fetched, and one document's packages
+checked, in the order listed. A package in flight is
 not taken again when the hub lists it again meanwhile.
 
 The inbox is polled at ``timing.poll_interval`` when idle and at ``timing.busy_poll`` while
@@ -67,19 +69,52 @@ class Inbox:
                 if not self.window.room():
                     return handled + 1  # more is waiting: look again soon
                 handled += 1
-                try:
-                    taken = inbound.take(services, item)
-                    if taken is not None and taken[1].inbound_state in _TO_CHECK:
-                        self.submit(item, taken)
-                        continue
-                    if taken is not None:  # past its checks: carried on here, as resume does
-                        inbound.advance(*taken)
-                    self.attempts.succeeded(item.doc_id)
-                except UnavailableError:
-                    raise
-                except Exception as exc:
-                    inbound._failed_round(services, item, exc, self.attempts)
+                if services.store.find_inbound_by_hub_id(item.doc_id) is None:
+                    # New: fetched in the window (the hub's latency overlaps), then stored.
+                    # Statuses of one sender are fetched in the order listed, so that their
+                    # checks, and they, are applied in that order.
+                    self.flying.add(item.doc_id)
+                    self.window.submit(
+                        0,  # its urgency is inside the package: known once fetched
+                        partial(services.hub.fetch, item.doc_id),
+                        partial(self.fetched, item),
+                        key=f"status:{item.sender}" if item.message_type == "status" else None,
+                    )
+                    continue
+                self.take(item, None)
         return handled
+
+    def fetched(self, item: PendingItem, outcome: Future[bytes]) -> None:
+        self.flying.discard(item.doc_id)
+        try:
+            raw = outcome.result()
+        except UnavailableError as exc:
+            self.unavailable = exc
+            return
+        except Exception as exc:
+            inbound._failed_round(self.services, item, exc, self.attempts)
+            return
+        try:
+            self.take(item, raw)
+        except UnavailableError as exc:
+            self.unavailable = exc
+
+    def take(self, item: PendingItem, raw: bytes | None) -> None:
+        """Store a listed package (or find it stored) and carry it on: its checks in the
+        window, or, past them, at once as ``resume`` does."""
+        services = self.services
+        try:
+            taken = inbound.take(services, item, raw)
+            if taken is not None and taken[1].inbound_state in _TO_CHECK:
+                self.submit(item, taken)
+                return
+            if taken is not None:
+                inbound.advance(*taken)
+            self.attempts.succeeded(item.doc_id)
+        except UnavailableError:
+            raise
+        except Exception as exc:
+            inbound._failed_round(services, item, exc, self.attempts)
 
     def submit(self, item: PendingItem, taken: Taken) -> None:
         services, package, raw = taken

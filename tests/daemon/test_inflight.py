@@ -27,7 +27,10 @@ def test_urgent_jobs_start_first_and_outcomes_settle_in_the_owner_thread(size: i
     settled: list[tuple[str, str, str]] = []
     owner = threading.current_thread().name
 
+    entered = threading.Semaphore(0)
+
     def job(name: str) -> str:
+        entered.release()
         gate.wait(10)
         started.append(name)
         if name == "bad":
@@ -41,6 +44,8 @@ def test_urgent_jobs_start_first_and_outcomes_settle_in_the_owner_thread(size: i
     # The first `size` jobs take every thread; the rest queue and start by priority.
     for index in range(size):
         window.submit(0, partial(job, f"busy{index}"), partial(settle, f"busy{index}"))
+    for _ in range(size):
+        assert entered.acquire(timeout=10)
     for name, priority in [("low", 0), ("bad", 1), ("urgent", 3), ("mid", 2)]:
         window.submit(priority, partial(job, name), partial(settle, name))
     assert window.room() == 0
