@@ -5,10 +5,13 @@ A record whose package is ACCEPTED while its local record is already settled (ac
 after a key outage, or taken by a process that died between the two) has nobody working on
 it: no lease names it, and RabbitMQ will not deliver it again. One replica at a time (the
 singleton duty ``resume`` of the tracking store; SQLite: the only daemon) looks every
-``RESUME_INTERVAL`` seconds for ACCEPTED packages unchanged for longer than a lease, prepares
-them from their stored record and makes them READY. A live replica still preparing one
-changes it within seconds, so it is not taken from it; if both finish, the store keeps the
-first (``mark_ready`` refuses a second build) and the other is dropped.
+``RESUME_INTERVAL`` seconds for ACCEPTED packages unchanged for ``STALE_AFTER`` seconds (or a
+lease, if longer), prepares them from their stored record and makes them READY. ACCEPTED
+packages carry no lease, so age is the only sign that nobody works on one: a live replica's
+intake may hold admitted records for a while behind a backlog (a 3 s age took one from it
+in the 1,000-record broker run), hence minutes, not seconds. Records in flight when their
+replica died need no resume: RabbitMQ redelivers them to another replica at once. If two
+prepare one package anyway, the store keeps the first (``mark_ready`` refuses a second).
 
 It prepares and stores; it must not acknowledge or settle anything on the local side.
 """
@@ -31,6 +34,7 @@ log = logging.getLogger("connector.resume")
 
 RESUME_INTERVAL = 5.0  # seconds between two looks of the replica on the resume duty
 BATCH = 100  # packages prepared per look at most
+STALE_AFTER = 600.0  # seconds unchanged before an ACCEPTED package is taken as abandoned
 
 
 def resume_stale(services: Services, *, older_than: float) -> int:
@@ -74,7 +78,8 @@ def resume_loop(services: Services, stop: threading.Event) -> None:
     while not stop.is_set():
         if services.store.try_hold_duty("resume"):
             try:
-                resumed = resume_stale(services, older_than=services.timing.lease_seconds)
+                older_than = max(services.timing.lease_seconds, STALE_AFTER)
+                resumed = resume_stale(services, older_than=older_than)
             except ConnectorError as exc:  # the store is down: the next look tries again
                 log.warning("half-prepared documents not resumed yet: %s", exc.message)
             except Exception:  # a bug must not take the daemon down
