@@ -285,12 +285,14 @@ def decrypt(der: bytes, private_key: object, cert: x509.Certificate) -> bytes:
             f"decryption key is a {type(private_key).__name__}; RSA or EC expected",
             reason="key_unsupported",
         )
-    enveloped = _load_envelope(der)
+    split = _split_ciphertext(der)
+    enveloped = _load_envelope(der if split is None else split[0])
     content_info = enveloped["auth_encrypted_content_info"]
     nonce, tag_len = _gcm_parameters(content_info["content_encryption_algorithm"])
     cek = _recover_cek(enveloped["recipient_infos"], private_key, cert)
     try:
-        ciphertext = content_info["encrypted_content"].native
+        ciphertext = (content_info["encrypted_content"].native if split is None
+                      else split[1])
         tag = enveloped["mac"].native
         auth_attrs = enveloped["auth_attrs"]
         # RFC 5083: the AAD is the DER of authAttrs with the universal SET OF tag.
@@ -311,7 +313,9 @@ def decrypt(der: bytes, private_key: object, cert: x509.Certificate) -> bytes:
         if aad:
             decryptor.authenticate_additional_data(aad)
         plaintext = decryptor.update(ciphertext)
-        plaintext += decryptor.finalize()  # verifies the tag; nothing is returned before
+        tail = decryptor.finalize()  # verifies the tag; nothing is returned before
+        if tail:  # GCM has none; no copy of the plaintext to append nothing
+            plaintext += tail
     except InvalidTag:
         raise PermanentError(
             "envelope authentication failed (AES-GCM tag mismatch): the ciphertext, its "
@@ -322,6 +326,78 @@ def decrypt(der: bytes, private_key: object, cert: x509.Certificate) -> bytes:
         raise PermanentError(f"envelope content cannot be decrypted: {exc}",
                              reason="decrypt_failed") from None
     return plaintext
+
+
+def _split_ciphertext(der: bytes) -> tuple[bytes, memoryview] | None:
+    """(the envelope with an empty encryptedContent, the ciphertext in place) for the plain
+    DER shape every sender we know writes; None for anything else (BER, constructed or
+    absent content, non-minimal lengths), which asn1crypto then reads whole as before.
+
+    asn1crypto copies the contents of every enclosing element as it parses them: four
+    copies of a 20 MB ciphertext (issue 13.6). The skeleton is parsed as strictly as the
+    whole envelope was."""
+    try:
+        ci_start, ci_end = _tlv(der, 0, len(der), 0x30)
+        if ci_end != len(der):
+            return None
+        position = _skip(der, ci_start, ci_end, 0x06)  # contentType
+        explicit_header = position
+        aed_at, explicit_end = _tlv(der, position, ci_end, 0xA0)
+        aed_start, aed_end = _tlv(der, aed_at, explicit_end, 0x30)
+        if explicit_end != ci_end or aed_end != explicit_end:
+            return None
+        position = _skip(der, aed_start, aed_end, 0x02)  # version
+        if der[position] == 0xA0:  # originatorInfo
+            position = _skip(der, position, aed_end, 0xA0)
+        position = _skip(der, position, aed_end, 0x31)  # recipientInfos
+        eci_header = position
+        eci_start, eci_end = _tlv(der, position, aed_end, 0x30)
+        position = _skip(der, eci_start, eci_end, 0x06)  # contentType
+        position = _skip(der, position, eci_end, 0x30)  # contentEncryptionAlgorithm
+        content_header = position
+        content_start, content_end = _tlv(der, position, eci_end, 0x80)
+        if content_end != eci_end:
+            return None
+    except IndexError:
+        return None
+    except _NotPlainDer:
+        return None
+    eci = der[eci_start:content_header] + b"\x80\x00"
+    aed = (der[aed_start:eci_header] + _header(0x30, len(eci)) + eci
+           + der[eci_end:aed_end])
+    explicit = _header(0x30, len(aed)) + aed
+    content_info = der[ci_start:explicit_header] + _header(0xA0, len(explicit)) + explicit
+    skeleton = _header(0x30, len(content_info)) + content_info
+    return skeleton, memoryview(der)[content_start:content_end]
+
+
+class _NotPlainDer(Exception):
+    pass
+
+
+def _tlv(der: bytes, position: int, end: int, tag: int) -> tuple[int, int]:
+    """(contents start, contents end) of the element at ``position`` with ``tag``, a
+    minimally encoded definite length and its contents within ``end``."""
+    if position + 2 > end or der[position] != tag:
+        raise _NotPlainDer
+    first = der[position + 1]
+    if first < 0x80:
+        start, length = position + 2, first
+    else:
+        count = first & 0x7F
+        if count == 0 or count > 4 or position + 2 + count > end:
+            raise _NotPlainDer  # indefinite (BER) or absurd
+        length = int.from_bytes(der[position + 2:position + 2 + count], "big")
+        if length < 0x80 or length.bit_length() <= 8 * (count - 1):
+            raise _NotPlainDer  # not the minimal encoding: DER would not write it
+        start = position + 2 + count
+    if start + length > end:
+        raise _NotPlainDer
+    return start, start + length
+
+
+def _skip(der: bytes, position: int, end: int, tag: int) -> int:
+    return _tlv(der, position, end, tag)[1]
 
 
 def recipient_identifiers(der: bytes) -> list[tuple[str, int]]:
