@@ -192,7 +192,7 @@ def test_intake_loop_retries_a_record_whose_preparation_failed_for_now(
             self.calls += 1
             if self.calls == 1:
                 raise TransientError("signing service busy", reason="busy")
-            return self.real.sign(data)  # type: ignore[attr-defined]
+            return self.real.sign(data)  # type: ignore[attr-defined,no-any-return]
 
     signer = FlakySigner(a.services.signer)
     services = dataclasses.replace(a.services, signer=signer)
