@@ -240,10 +240,22 @@ def _summary(a: Agency, b: Agency, env: dict[str, str]) -> None:
     )
     say(f"Spool folders: {a.spool} and {b.spool}; logs: {a.log}, {b.log}")
     say(
-        "Operator view: .venv/bin/connector messages --config config/connector.yaml list "
+        f"Operator view: {_connector_command()} messages --config config/connector.yaml list "
         "(then: show ID)"
     )
     del env
+
+
+def _connector_command() -> str:
+    """How to call ``connector`` here: the script beside this interpreter (a venv or an
+    installed wheel), else by name."""
+    beside = Path(sys.executable).parent / "connector"
+    if not beside.exists():
+        return "connector"
+    try:
+        return str(beside.relative_to(Path.cwd()))
+    except ValueError:
+        return str(beside)
 
 
 def main() -> int:
