@@ -35,7 +35,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from asn1crypto import crl as asn1_crl
 from asn1crypto import x509 as asn1_x509
@@ -233,6 +233,16 @@ def _parse_crl(path: Path, data: bytes) -> bytes:
     return crl.public_bytes(serialization.Encoding.DER)
 
 
+_A = TypeVar("_A", asn1_x509.Certificate, asn1_crl.CertificateList)
+
+
+def _parsed_fully(value: _A) -> _A:
+    """The value with every part parsed now. asn1crypto parses lazily on first access and
+    that is not thread-safe; values shared by concurrent checks must be read whole first."""
+    _ = value.native
+    return value
+
+
 class TrustStore:
     """Trust anchors, helper CA certificates and CRLs, and the checks made with them."""
 
@@ -372,9 +382,9 @@ class TrustStore:
         on a parsed value), for every validation context until the CRLs change."""
         kept = self._parsed_material
         if kept is None or kept[0] is not crls:
-            kept = (crls, tuple(_to_asn1(c) for c in self.anchors),
-                    tuple(_to_asn1(c) for c in self.helpers),
-                    tuple(asn1_crl.CertificateList.load(der) for der in crls))
+            kept = (crls, tuple(_parsed_fully(_to_asn1(c)) for c in self.anchors),
+                    tuple(_parsed_fully(_to_asn1(c)) for c in self.helpers),
+                    tuple(_parsed_fully(asn1_crl.CertificateList.load(der)) for der in crls))
             self._parsed_material = kept
         return kept[1], kept[2], kept[3]
 

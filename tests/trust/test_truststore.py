@@ -110,3 +110,41 @@ def test_ca_pem_file_bundles_the_cas(demo_pki: DemoPki, trust_store: TrustStore)
     bundle = trust_store.ca_pem_file()
     assert bundle.read_bytes() == demo_pki.root_cert.read_bytes()
     assert trust_store.ca_pem_file() == bundle
+
+
+def test_concurrent_checks_on_a_fresh_store_all_reach_the_same_verdict(demo_pki: DemoPki) -> None:
+    """The parsed CAs and CRLs are shared by every check: threads starting together (the
+    in-flight windows do) must never see a half-parsed value."""
+    import sys
+    import threading
+
+    inter = load_certificate(demo_pki.intermediate_cert)
+    certificates = [load_certificate(a.seal.cert) for a in demo_pki.agencies.values()]
+    revoked = load_certificate(demo_pki.revoked.cert)
+    for _round in range(5):
+        store = TrustStore.from_dirs(demo_pki.trust_dir, demo_pki.crl_dir)
+        start = threading.Barrier(8)
+        outcomes: list[str] = []
+
+        def check(store: TrustStore = store, start: threading.Barrier = start) -> None:
+            start.wait()
+            for certificate in certificates:
+                store.validate(certificate, [inter], purpose=Purpose.SEAL)
+            try:
+                store.validate(revoked, [inter], purpose=Purpose.SIGNING)
+            except PermanentError as exc:
+                outcomes.append(exc.reason)
+            except Exception as exc:  # what this test is about
+                outcomes.append(f"{type(exc).__name__}: {exc}")
+
+        threads = [threading.Thread(target=check) for _ in range(8)]
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(1e-6)  # threads interleave as often as they can
+        try:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        finally:
+            sys.setswitchinterval(switch)
+        assert outcomes == ["cert_revoked"] * 8
