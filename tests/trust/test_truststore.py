@@ -126,7 +126,8 @@ def test_concurrent_checks_on_a_fresh_store_all_reach_the_same_verdict(demo_pki:
         start = threading.Barrier(8)
         outcomes: list[str] = []
 
-        def check(store: TrustStore = store, start: threading.Barrier = start) -> None:
+        def check(store: TrustStore = store, start: threading.Barrier = start,
+                  outcomes: list[str] = outcomes) -> None:
             start.wait()
             for certificate in certificates:
                 store.validate(certificate, [inter], purpose=Purpose.SEAL)
