@@ -153,7 +153,11 @@ def _settle_failure(
             log.error("hub refused our configuration (not a message failure): %s", exc.message)
         else:
             log.warning("hub unavailable, waiting %.1fs: %s", delay, exc.message)
-        services.store.schedule_retry(package.id, info, _now(services) + delay, count_attempt=False)
+        # The package is not at fault: it stays due now, in its place in the urgency order,
+        # and the hub's back-off (not the package's) decides when the next claim is made.
+        # Dated later, an urgent package that met the outage would go after the ordinary
+        # ones that never tried (R7).
+        services.store.schedule_retry(package.id, info, _now(services), count_attempt=False)
         return False
     if decision.fate is Fate.RETRY:
         retried = services.store.schedule_retry(package.id, info, _now(services) + decision.delay)
