@@ -50,9 +50,12 @@ from connector.local.amqp_topology import declare_topology
 log = logging.getLogger(__name__)
 
 MAIN, QUARANTINE = "main", "quarantine"
-# Longest a settlement handed over by another thread waits for the consumer thread while
-# no broker traffic wakes it (drain_events returns at once when a frame arrives).
-DRAIN_SLICE = 0.05
+# How long one drain_events call may block (it returns at once when a frame arrives): the
+# longest a settlement handed over by another thread waits while no broker traffic wakes
+# the consumer thread. Short while records are held (their acks are coming), longer when
+# idle (only heartbeats, a stop or a cancel to notice).
+BUSY_SLICE = 0.01
+IDLE_SLICE = 0.25
 
 
 @dataclass(eq=False)
@@ -276,8 +279,10 @@ class IntakeConsumer:
         self._on_connected()
         while not self._stop.is_set():
             self._apply_ops(channels)
+            with self._cond:
+                busy = bool(self._unsettled or self._ops)
             with contextlib.suppress(TimeoutError):  # a quiet slice
-                conn.drain_events(timeout=DRAIN_SLICE)
+                conn.drain_events(timeout=BUSY_SLICE if busy else IDLE_SLICE)
             conn.heartbeat_check()
         self._apply_ops(channels)
 
