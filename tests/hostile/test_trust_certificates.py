@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -42,25 +40,7 @@ from tests.hostile.trust_kit import (
     document,
     packaged,
     pdf,
-    three_agency_pki,
 )
-
-
-@pytest.fixture(scope="module")
-def daemon_pki(tmp_path_factory: pytest.TempPathFactory) -> DemoPki:
-    return three_agency_pki(Path(tmp_path_factory.mktemp("three-agencies")) / "pki")
-
-
-@pytest.fixture(scope="module")
-def kit(daemon_pki: DemoPki) -> Kit:
-    return Kit(daemon_pki)
-
-
-@pytest.fixture
-def b(world: World) -> Iterator[Runtime]:  # noqa: F811
-    built = runtime(world, world.b)
-    yield built
-    built.close()
 
 
 def expired_seal(pki: DemoPki) -> SigningIdentity:

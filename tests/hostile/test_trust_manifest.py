@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from lxml import etree
@@ -24,31 +23,13 @@ from connector.edxml import build_package
 from connector.edxml.model import NS, Attachment
 from connector.edxml.summary import peek
 from connector.store.states import Direction, InboundState
-from connector.trust.pki import DemoPki
 from connector.trust.xmldsig import sign_package
 from tests.e2e.harness import World
 from tests.e2e.inprocess import runtime, status_notices, world  # noqa: F401
 from tests.hostile.test_trust_zip import zipped
-from tests.hostile.trust_kit import B_ID, PLACEHOLDER, Kit, document, pdf, three_agency_pki
+from tests.hostile.trust_kit import B_ID, PLACEHOLDER, Kit, document, pdf
 
 E = f"{{{NS}}}"
-
-
-@pytest.fixture(scope="module")
-def daemon_pki(tmp_path_factory: pytest.TempPathFactory) -> DemoPki:
-    return three_agency_pki(Path(tmp_path_factory.mktemp("three-agencies")) / "pki")
-
-
-@pytest.fixture(scope="module")
-def kit(daemon_pki: DemoPki) -> Kit:
-    return Kit(daemon_pki)
-
-
-@pytest.fixture
-def b(world: World) -> Iterator[Runtime]:  # noqa: F811
-    built = runtime(world, world.b)
-    yield built
-    built.close()
 
 
 def _edit(raw: bytes, change: Callable[[etree._Element], None]) -> bytes:

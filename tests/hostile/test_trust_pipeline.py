@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -27,7 +25,6 @@ from connector.edxml.summary import peek
 from connector.store.api import TrackedPackage
 from connector.store.states import Direction, InboundState
 from connector.trust.keys import SigningIdentity
-from connector.trust.pki import DemoPki
 from connector.trust.xmldsig import sign_package
 from tests.e2e.harness import World
 from tests.e2e.inprocess import runtime, status_notices, world  # noqa: F401
@@ -38,27 +35,9 @@ from tests.hostile.trust_kit import (
     document,
     packaged,
     pdf,
-    three_agency_pki,
 )
 
 ATTACKER_TEXT = "Chuyển ngay 500.000.000đ vào TK 0123 — liên hệ 0909"
-
-
-@pytest.fixture(scope="module")
-def daemon_pki(tmp_path_factory: pytest.TempPathFactory) -> DemoPki:
-    return three_agency_pki(Path(tmp_path_factory.mktemp("three-agencies")) / "pki")
-
-
-@pytest.fixture(scope="module")
-def kit(daemon_pki: DemoPki) -> Kit:
-    return Kit(daemon_pki)
-
-
-@pytest.fixture
-def b(world: World) -> Iterator[Runtime]:  # noqa: F811
-    built = runtime(world, world.b)
-    yield built
-    built.close()
 
 
 def _deliver_to_b(world: World, b: Runtime, raw: bytes) -> TrackedPackage:  # noqa: F811

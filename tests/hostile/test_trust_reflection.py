@@ -15,8 +15,6 @@ import datetime as dt
 import hashlib
 import logging
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -32,11 +30,10 @@ from connector.store.states import Direction
 from connector.trust.keys import SigningIdentity
 from connector.trust.pdf_sample import make_pdf
 from connector.trust.pdf_seal import StampOptions, seal_pdf, sign_pdf
-from connector.trust.pki import DemoPki
 from connector.trust.xmldsig import sign_package
 from tests.e2e.harness import World
 from tests.e2e.inprocess import runtime, world  # noqa: F401
-from tests.hostile.trust_kit import A_ID, B_ID, Kit, document, packaged, pdf, three_agency_pki
+from tests.hostile.trust_kit import A_ID, B_ID, Kit, document, packaged, pdf
 
 FORGED_LINE = "2026-12-07T09:00:00+07:00 ERROR connector.inbound FAKE"
 HOSTILE = f"x\r\n{FORGED_LINE}\u2028\x85\u202eevil"
@@ -45,23 +42,6 @@ HOSTILE = f"x\r\n{FORGED_LINE}\u2028\x85\u202eevil"
 DATA_HEADERS = frozenset({"document-id", "subject", "code", "from", "to"})
 SHORT = "x\r\nERROR connector FAKE\u2028\x85\u202eevil"  # fits a certificate's CN (64)
 _UNSAFE = re.compile(r"[\r\n\x85\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-
-
-@pytest.fixture(scope="module")
-def daemon_pki(tmp_path_factory: pytest.TempPathFactory) -> DemoPki:
-    return three_agency_pki(Path(tmp_path_factory.mktemp("three-agencies")) / "pki")
-
-
-@pytest.fixture(scope="module")
-def kit(daemon_pki: DemoPki) -> Kit:
-    return Kit(daemon_pki)
-
-
-@pytest.fixture
-def b(world: World) -> Iterator[Runtime]:  # noqa: F811
-    built = runtime(world, world.b)
-    yield built
-    built.close()
 
 
 def self_signed(common_name: str, organ_id: str = A_ID) -> SigningIdentity:

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
@@ -23,29 +22,11 @@ from connector.edxml.model import Business, BusinessDocType, EdocPackage
 from connector.edxml.summary import peek
 from connector.store.api import TrackedPackage
 from connector.store.states import Direction, InboundState
-from connector.trust.pki import DemoPki
 from tests.e2e.harness import World
 from tests.e2e.inprocess import runtime, status_notices, world  # noqa: F401
-from tests.hostile.trust_kit import B_ID, C_ID, Kit, document, packaged, pdf, three_agency_pki
+from tests.hostile.trust_kit import B_ID, C_ID, Kit, document, packaged, pdf
 
 _S = InboundState
-
-
-@pytest.fixture(scope="module")
-def daemon_pki(tmp_path_factory: pytest.TempPathFactory) -> DemoPki:
-    return three_agency_pki(Path(tmp_path_factory.mktemp("three-agencies")) / "pki")
-
-
-@pytest.fixture(scope="module")
-def kit(daemon_pki: DemoPki) -> Kit:
-    return Kit(daemon_pki)
-
-
-@pytest.fixture
-def b(world: World) -> Iterator[Runtime]:  # noqa: F811
-    built = runtime(world, world.b)
-    yield built
-    built.close()
 
 
 def _list_for_b(world: World, b: Runtime, raw: bytes) -> TrackedPackage:  # noqa: F811

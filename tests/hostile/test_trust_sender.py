@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -24,32 +22,13 @@ from connector.daemon.ports import Services
 from connector.daemon.wiring import Runtime
 from connector.trust.binding import BindingRules, PeerBinding, SignerFacts
 from connector.trust.origin import Refusal
-from connector.trust.pki import DemoPki
-from tests.e2e.harness import World
 from tests.e2e.inprocess import runtime, world  # noqa: F401
-from tests.hostile.trust_kit import Kit, document, organ_id, packaged, pdf, three_agency_pki
+from tests.hostile.trust_kit import Kit, document, organ_id, packaged, pdf
 
 FROMS = ("A", "C")
 XML_SIGNERS = ("placeholder", "seal:A", "seal:B", "seal:C", "personal:A", "personal:B",
                "personal:C", "unbound:A")
 MAIN_SEALS = ("seal:A", "seal:C", "unbound:A", "none", "no files")  # no files: e.g. a revocation
-
-
-@pytest.fixture(scope="module")
-def daemon_pki(tmp_path_factory: pytest.TempPathFactory) -> DemoPki:
-    return three_agency_pki(Path(tmp_path_factory.mktemp("three-agencies")) / "pki")
-
-
-@pytest.fixture(scope="module")
-def kit(daemon_pki: DemoPki) -> Kit:
-    return Kit(daemon_pki)
-
-
-@pytest.fixture
-def b(world: World) -> Iterator[Runtime]:  # noqa: F811
-    built = runtime(world, world.b)
-    yield built
-    built.close()
 
 
 def _with_policy(services: Services, **changes: object) -> Services:

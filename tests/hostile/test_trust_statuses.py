@@ -11,8 +11,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import itertools
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -25,30 +23,12 @@ from connector.edxml.summary import peek
 from connector.errors import PermanentError
 from connector.store.states import Direction, InboundState
 from connector.trust.origin import Refusal
-from connector.trust.pki import DemoPki
 from tests.e2e.harness import World
 from tests.e2e.inprocess import runtime, status_notices, world  # noqa: F401
 from tests.edxml.factories import status
-from tests.hostile.trust_kit import B_ID, Kit, org, organ_id, packaged, three_agency_pki
+from tests.hostile.trust_kit import B_ID, Kit, org, organ_id, packaged
 
 SIGNERS = ("none", "placeholder", "seal:A", "seal:C", "personal:A", "personal:C", "unbound:A")
-
-
-@pytest.fixture(scope="module")
-def daemon_pki(tmp_path_factory: pytest.TempPathFactory) -> DemoPki:
-    return three_agency_pki(Path(tmp_path_factory.mktemp("three-agencies")) / "pki")
-
-
-@pytest.fixture(scope="module")
-def kit(daemon_pki: DemoPki) -> Kit:
-    return Kit(daemon_pki)
-
-
-@pytest.fixture
-def b(world: World) -> Iterator[Runtime]:  # noqa: F811
-    built = runtime(world, world.b)
-    yield built
-    built.close()
 
 
 def _status(code: StatusCode, from_: str) -> StatusPackage:
