@@ -10,7 +10,6 @@ B still polling, and a 02 only where A's own valid seal established the sender.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 
 import pytest
 from cryptography import x509
@@ -21,7 +20,6 @@ from cryptography.x509.oid import NameOID
 from connector.daemon import inbound
 from connector.daemon.wiring import Runtime
 from connector.edxml import build_package
-from connector.edxml.summary import peek
 from connector.store.states import Direction
 from connector.trust.keys import SigningIdentity, load_identity
 from connector.trust.pdf_sample import make_pdf
@@ -31,15 +29,15 @@ from connector.trust.truststore import ORGANISATION_SEAL_POLICY
 from connector.trust.xmldsig import sign_package
 from tests.e2e.harness import World
 from tests.e2e.inprocess import runtime, status_notices, world  # noqa: F401
-from tests.hostile.test_trust_reflection import self_signed
 from tests.hostile.trust_kit import (
     A_ID,
     A_NAME,
-    B_ID,
     Kit,
     document,
+    list_for_b,
     packaged,
     pdf,
+    self_signed,
 )
 
 
@@ -101,14 +99,7 @@ REASONS = {
 
 
 def _take(world: World, b: Runtime, raw: bytes) -> tuple[str | None, int, list[str]]:  # noqa: F811
-    assert world.hub is not None
-    summary = peek(raw)
-    world.hub.store.accept(
-        sender=summary.from_organ_id, systemid="compromised", message_type=summary.kind,
-        sha256=hashlib.sha256(raw).hexdigest(), document_id=summary.document_id,
-        priority=summary.priority, status_code=summary.status_code, data=raw,
-        recipients=[B_ID],
-    )
+    list_for_b(world, raw)
     assert inbound.poll_once(b.services) == 1
     assert inbound.poll_once(b.services) == 0  # still polling; nothing listed again
     (package,) = b.services.store.find(direction=Direction.INBOUND, limit=10)

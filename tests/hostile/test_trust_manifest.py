@@ -11,7 +11,6 @@ and its reason, nothing delivered when refused, no 02 to anyone for a misrouted 
 from __future__ import annotations
 
 import base64
-import hashlib
 from collections.abc import Callable
 
 import pytest
@@ -21,13 +20,12 @@ from connector.daemon import inbound
 from connector.daemon.wiring import Runtime
 from connector.edxml import build_package
 from connector.edxml.model import NS, Attachment
-from connector.edxml.summary import peek
 from connector.store.states import Direction, InboundState
 from connector.trust.xmldsig import sign_package
 from tests.e2e.harness import World
 from tests.e2e.inprocess import runtime, status_notices, world  # noqa: F401
 from tests.hostile.test_trust_zip import zipped
-from tests.hostile.trust_kit import B_ID, PLACEHOLDER, Kit, document, pdf
+from tests.hostile.trust_kit import B_ID, PLACEHOLDER, Kit, document, list_for_b, pdf
 
 E = f"{{{NS}}}"
 
@@ -101,14 +99,7 @@ def _signed(kit: Kit, raw: bytes, xml: str) -> bytes:
 
 
 def _take(world: World, b: Runtime, raw: bytes) -> tuple[str | None, int]:  # noqa: F811
-    assert world.hub is not None
-    summary = peek(raw)
-    world.hub.store.accept(
-        sender=summary.from_organ_id, systemid="compromised", message_type=summary.kind,
-        sha256=hashlib.sha256(raw).hexdigest(), document_id=summary.document_id,
-        priority=summary.priority, status_code=summary.status_code, data=raw,
-        recipients=[B_ID],
-    )
+    list_for_b(world, raw)
     assert inbound.poll_once(b.services) == 1
     (package,) = b.services.store.find(direction=Direction.INBOUND, limit=10)
     if package.last_error is None:

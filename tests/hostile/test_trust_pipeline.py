@@ -8,23 +8,14 @@ anything B signs.
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from connector.daemon import inbound, statuses
 from connector.daemon.wiring import Runtime
 from connector.edxml import build_package, parse_package
 from connector.edxml.model import StatusPackage
-from connector.edxml.summary import peek
 from connector.store.api import TrackedPackage
 from connector.store.states import Direction, InboundState
-from connector.trust.keys import SigningIdentity
 from connector.trust.xmldsig import sign_package
 from tests.e2e.harness import World
 from tests.e2e.inprocess import runtime, status_notices, world  # noqa: F401
@@ -33,8 +24,10 @@ from tests.hostile.trust_kit import (
     B_ID,
     Kit,
     document,
+    list_for_b,
     packaged,
     pdf,
+    self_signed,
 )
 
 ATTACKER_TEXT = "Chuyển ngay 500.000.000đ vào TK 0123 — liên hệ 0909"
@@ -42,14 +35,7 @@ ATTACKER_TEXT = "Chuyển ngay 500.000.000đ vào TK 0123 — liên hệ 0909"
 
 def _deliver_to_b(world: World, b: Runtime, raw: bytes) -> TrackedPackage:  # noqa: F811
     """A compromised hub (or a stolen account) lists crafted bytes for B; B takes them."""
-    assert world.hub is not None
-    summary = peek(raw)
-    world.hub.store.accept(
-        sender=summary.from_organ_id, systemid="compromised", message_type=summary.kind,
-        sha256=hashlib.sha256(raw).hexdigest(), document_id=summary.document_id,
-        priority=summary.priority, status_code=summary.status_code, data=raw,
-        recipients=[B_ID],
-    )
+    list_for_b(world, raw)
     assert inbound.poll_once(b.services) == 1
     (package,) = b.services.store.find(direction=Direction.INBOUND, limit=10)
     return package
@@ -59,24 +45,6 @@ def _hub_states(world: World) -> list[str]:  # noqa: F811
     assert world.hub is not None
     return [d.state for d in world.hub.deliveries(recipient=B_ID)]
 
-
-def _self_signed(text: str) -> SigningIdentity:
-    """An organisation-looking certificate an attacker made: OrganId of A, chosen text."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([
-        x509.NameAttribute(NameOID.ORGANIZATION_IDENTIFIER, A_ID),
-        x509.NameAttribute(NameOID.COMMON_NAME, text),
-    ])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=9))
-        .add_extension(x509.KeyUsage(True, True, False, False, False, False, False, False, False),
-                       critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return SigningIdentity(private_key=key, certificate=cert, chain=())
 
 
 def test_placeholder_package_sealed_by_its_sender_is_delivered_and_answered_01(
@@ -154,7 +122,7 @@ def test_self_signed_certificate_with_chosen_text_gets_no_answer(
     world: World, b: Runtime, kit: Kit,  # noqa: F811
 ) -> None:
     raw = sign_package(build_package(document("A", attachments=(
-        pdf("1", kit.main_pdf("seal:A")),))), _self_signed(ATTACKER_TEXT))
+        pdf("1", kit.main_pdf("seal:A")),))), self_signed(ATTACKER_TEXT))
     package = _deliver_to_b(world, b, raw)
     assert package.inbound_state is InboundState.REJECTION_NOTIFIED
     assert status_notices(b) == [], "B signed and sent an answer to an unauthenticated package"

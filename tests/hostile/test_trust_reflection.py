@@ -11,29 +11,30 @@ delivery header B produced is checked.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-import hashlib
 import logging
 import re
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from connector.daemon import inbound
 from connector.daemon.wiring import Runtime
 from connector.edxml import build_package
-from connector.edxml.summary import peek
 from connector.store.states import Direction
-from connector.trust.keys import SigningIdentity
 from connector.trust.pdf_sample import make_pdf
 from connector.trust.pdf_seal import StampOptions, seal_pdf, sign_pdf
 from connector.trust.xmldsig import sign_package
 from tests.e2e.harness import World
 from tests.e2e.inprocess import runtime, world  # noqa: F401
-from tests.hostile.trust_kit import A_ID, B_ID, Kit, document, packaged, pdf
+from tests.hostile.trust_kit import (
+    A_ID,
+    B_ID,
+    Kit,
+    document,
+    list_for_b,
+    packaged,
+    pdf,
+    self_signed,
+)
 
 FORGED_LINE = "2026-12-07T09:00:00+07:00 ERROR connector.inbound FAKE"
 HOSTILE = f"x\r\n{FORGED_LINE}\u2028\x85\u202eevil"
@@ -43,23 +44,6 @@ DATA_HEADERS = frozenset({"document-id", "subject", "code", "from", "to"})
 SHORT = "x\r\nERROR connector FAKE\u2028\x85\u202eevil"  # fits a certificate's CN (64)
 _UNSAFE = re.compile(r"[\r\n\x85\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
-
-def self_signed(common_name: str, organ_id: str = A_ID) -> SigningIdentity:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([
-        x509.NameAttribute(NameOID.ORGANIZATION_IDENTIFIER, organ_id),
-        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-    ])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=9))
-        .add_extension(x509.KeyUsage(True, True, False, False, False, False, False, False, False),
-                       critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return SigningIdentity(private_key=key, certificate=cert, chain=())
 
 
 def _carrier(kit: Kit, carrier: str) -> bytes:
@@ -113,14 +97,7 @@ def test_attacker_text_is_escaped_everywhere_b_writes_it(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     raw = _carrier(kit, carrier)
-    assert world.hub is not None
-    summary = peek(raw)
-    world.hub.store.accept(
-        sender=summary.from_organ_id, systemid="compromised", message_type=summary.kind,
-        sha256=hashlib.sha256(raw).hexdigest(), document_id=summary.document_id,
-        priority=summary.priority, status_code=summary.status_code, data=raw,
-        recipients=[B_ID],
-    )
+    list_for_b(world, raw)
     with caplog.at_level(logging.DEBUG):
         assert inbound.poll_once(b.services) == 1
     (package,) = b.services.store.find(direction=Direction.INBOUND, limit=10)

@@ -11,7 +11,6 @@ no 02 goes to anyone for a refused replay.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections.abc import Callable
 
 import pytest
@@ -19,26 +18,18 @@ import pytest
 from connector.daemon import inbound
 from connector.daemon.wiring import Runtime
 from connector.edxml.model import Business, BusinessDocType, EdocPackage
-from connector.edxml.summary import peek
 from connector.store.api import TrackedPackage
 from connector.store.states import Direction, InboundState
 from tests.e2e.harness import World
 from tests.e2e.inprocess import runtime, status_notices, world  # noqa: F401
-from tests.hostile.trust_kit import B_ID, C_ID, Kit, document, packaged, pdf
+from tests.hostile.trust_kit import B_ID, C_ID, Kit, document, list_for_b, packaged, pdf
 
 _S = InboundState
 
 
 def _list_for_b(world: World, b: Runtime, raw: bytes) -> TrackedPackage:  # noqa: F811
     """The hub lists ``raw`` for B; B takes it; the newest inbound package is returned."""
-    assert world.hub is not None
-    summary = peek(raw)
-    world.hub.store.accept(
-        sender=summary.from_organ_id, systemid="compromised", message_type=summary.kind,
-        sha256=hashlib.sha256(raw).hexdigest(), document_id=summary.document_id,
-        priority=summary.priority, status_code=summary.status_code, data=raw,
-        recipients=[B_ID],
-    )
+    list_for_b(world, raw)
     assert inbound.poll_once(b.services) == 1
     return max(b.services.store.find(direction=Direction.INBOUND, limit=100), key=lambda p: p.id)
 

@@ -9,7 +9,6 @@ recipient's state; nobody else's state moves, nothing is answered, and B goes on
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,14 +17,22 @@ import pytest
 from connector.daemon import inbound
 from connector.daemon.wiring import Runtime
 from connector.edxml.model import ResponseFor, StatusCode
-from connector.edxml.summary import peek
 from connector.store.api import NewOutbound, PackageFacts
 from connector.store.states import OutboundState, PackageKind, RecipientState
 from connector.trust.pki import DemoPki
 from tests.e2e.harness import World
 from tests.e2e.inprocess import runtime, status_notices, world  # noqa: F401
 from tests.edxml.factories import status
-from tests.hostile.trust_kit import A_ID, B_ID, C_ID, Kit, org, packaged, three_agency_pki
+from tests.hostile.trust_kit import (
+    A_ID,
+    B_ID,
+    C_ID,
+    Kit,
+    list_for_b,
+    org,
+    packaged,
+    three_agency_pki,
+)
 
 D, E, NEVER = f"{B_ID},2026/11/20,7/STC-VP", f"{B_ID},2026/11/20,8/STC-VP", f"{B_ID},2026/11/20,9/X"
 
@@ -70,13 +77,7 @@ def _send(world: World, b: Runtime, kit: Kit, code: StatusCode, from_: str,  # n
     forged = dataclasses.replace(base, from_=org(from_), response_for=ResponseFor(
         response_organ, base.response_for.code, about, base.response_for.promulgation_date))
     raw = packaged(kit, forged, signer)
-    summary = peek(raw)
-    assert world.hub is not None
-    world.hub.store.accept(
-        sender=summary.from_organ_id, systemid="compromised", message_type="status",
-        sha256=hashlib.sha256(raw).hexdigest(), document_id=summary.document_id, priority=0,
-        status_code=summary.status_code, data=raw, recipients=[B_ID],
-    )
+    list_for_b(world, raw)
     assert inbound.poll_once(b.services) == 1
 
 

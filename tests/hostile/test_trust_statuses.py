@@ -9,7 +9,6 @@ status whose signer no rule binds is handed over marked but never changes tracki
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
 
 import pytest
@@ -19,14 +18,13 @@ from connector.daemon.adapters import VerifierAdapter
 from connector.daemon.ports import Services
 from connector.daemon.wiring import Runtime
 from connector.edxml.model import ResponseFor, StatusCode, StatusPackage
-from connector.edxml.summary import peek
 from connector.errors import PermanentError
 from connector.store.states import Direction, InboundState
 from connector.trust.origin import Refusal
 from tests.e2e.harness import World
 from tests.e2e.inprocess import runtime, status_notices, world  # noqa: F401
 from tests.edxml.factories import status
-from tests.hostile.trust_kit import B_ID, Kit, org, organ_id, packaged
+from tests.hostile.trust_kit import B_ID, Kit, list_for_b, org, organ_id, packaged
 
 SIGNERS = ("none", "placeholder", "seal:A", "seal:C", "personal:A", "personal:C", "unbound:A")
 
@@ -101,13 +99,7 @@ def test_only_a_bound_status_changes_tracking(
     calls: list[StatusPackage] = []
     monkeypatch.setattr(statuses, "apply_incoming", lambda _s, package: calls.append(package))
     raw = packaged(kit, _status(StatusCode.ASSIGNED, "A"), signer)
-    summary = peek(raw)
-    assert world.hub is not None
-    world.hub.store.accept(
-        sender=summary.from_organ_id, systemid="compromised", message_type="status",
-        sha256=hashlib.sha256(raw).hexdigest(), document_id=summary.document_id, priority=0,
-        status_code=summary.status_code, data=raw, recipients=[B_ID],
-    )
+    list_for_b(world, raw)
     assert inbound.poll_once(b.services) == 1
     (package,) = b.services.store.find(direction=Direction.INBOUND, limit=10)
     assert package.inbound_state is state

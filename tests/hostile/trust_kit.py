@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from connector.edxml import build_package
+from connector.edxml import build_package, peek
 from connector.edxml.model import NS, Attachment, EdocPackage, LegacySignature, Organization
 from connector.trust.keys import SigningIdentity, load_identity
 from connector.trust.pdf_sample import make_pdf
@@ -30,6 +32,9 @@ from connector.trust.pki import CRL_BASE_URL, DEMO_AGENCIES, DemoAgency, DemoPki
 from connector.trust.truststore import ORGANISATION_SEAL_POLICY
 from connector.trust.xmldsig import sign_package
 from tests.edxml.factories import edoc
+
+if TYPE_CHECKING:
+    from tests.e2e.harness import World
 
 A_ID, B_ID, C_ID = "000.00.31.H12", "000.00.32.H12", "000.00.33.H12"
 AGENCY_C = DemoAgency(C_ID, "Sở Tư pháp tỉnh Cà Mau (demo)", ("Văn Cường", "Lê"), rsa=False)
@@ -152,3 +157,34 @@ def packaged(kit: Kit, package: object, xml: str) -> bytes:
     raw = build_package(package)  # type: ignore[arg-type]
     assert isinstance(package, EdocPackage | StatusPackage)
     return raw if xml == "none" else sign_package(raw, kit.identity(xml))
+
+
+def list_for_b(world: World, raw: bytes) -> None:
+    """A compromised hub (or a stolen account) lists crafted bytes for B, as they are."""
+    assert world.hub is not None
+    summary = peek(raw)
+    world.hub.store.accept(
+        sender=summary.from_organ_id, systemid="compromised", message_type=summary.kind,
+        sha256=hashlib.sha256(raw).hexdigest(), document_id=summary.document_id,
+        priority=summary.priority, status_code=summary.status_code, data=raw,
+        recipients=[B_ID],
+    )
+
+
+def self_signed(common_name: str, organ_id: str = A_ID) -> SigningIdentity:
+    """An organisation-looking certificate an attacker made: any OrganId, chosen text."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([
+        x509.NameAttribute(NameOID.ORGANIZATION_IDENTIFIER, organ_id),
+        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+    ])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=9))
+        .add_extension(x509.KeyUsage(True, True, False, False, False, False, False, False, False),
+                       critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return SigningIdentity(private_key=key, certificate=cert, chain=())
