@@ -27,7 +27,7 @@ from typing import Any, TextIO
 
 from pythonjsonlogger.json import JsonFormatter
 
-from connector.edxml.problems import printable
+from connector.printable import printable
 from connector.timeutil import VN_TZ
 
 LOG_FORMATS = ("text", "json")

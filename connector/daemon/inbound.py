@@ -36,7 +36,7 @@ from connector.edxml.model import (
     StatusCode,
     StatusPackage,
 )
-from connector.edxml.problems import EdxmlError, printable
+from connector.edxml.problems import EdxmlError
 from connector.edxml.summary import PackageSummary
 from connector.errors import ConnectorError, PermanentError, TransientError, UnavailableError
 from connector.interconnect.base import MESSAGE_TYPES, PendingItem
@@ -46,6 +46,7 @@ from connector.local.base import (
     DeliveryKind,
     with_deviations,
 )
+from connector.printable import printable
 from connector.store.api import ErrorInfo, NewInbound, PackageFacts, SealUse, TrackedPackage
 from connector.store.states import Direction, InboundState, PackageKind
 from connector.trust import origin

@@ -34,10 +34,11 @@ from connector.edxml.model import (
     StatusCode,
     StatusPackage,
 )
-from connector.edxml.problems import EdxmlError, printable
+from connector.edxml.problems import EdxmlError
 from connector.edxml.summary import peek
 from connector.errors import ConfigurationError, ConnectorError, UnavailableError
 from connector.local.base import LocalRecord, RecordKind
+from connector.printable import printable
 from connector.store.api import AddOutcome, NewOutbound, PackageFacts, TrackedPackage
 from connector.store.states import OutboundState, PackageKind
 from connector.timeutil import now_vn

@@ -201,7 +201,7 @@ def parse_untrusted(data: bytes, limits: XmlLimits = DEFAULT_LIMITS) -> etree._E
     try:
         root = etree.fromstring(body, parser=_parser())
     except etree.XMLSyntaxError as exc:
-        from connector.edxml.problems import printable  # libxml2 quotes the input: escaped
+        from connector.printable import printable  # libxml2 quotes the input: escaped
 
         exc.msg = printable(str(exc.msg), 300)
         error_line: int | None = exc.lineno if isinstance(exc.lineno, int) else None

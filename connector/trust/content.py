@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from lxml import etree
 
 from connector.edxml.model import NS, Attachment
-from connector.edxml.problems import printable
 from connector.errors import PermanentError
+from connector.printable import printable
 from connector.trust.binding import SignerFacts
 from connector.trust.pdf_policy import PdfPolicy, Role, check_inbound, is_pdf
 from connector.trust.truststore import SignerKind, TrustStore

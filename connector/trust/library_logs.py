@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from connector.edxml.problems import printable
+from connector.printable import printable
 
 LIBRARIES = ("pyhanko", "pyhanko_certvalidator")
 MAX_LINE = 1000

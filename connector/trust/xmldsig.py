@@ -59,9 +59,9 @@ from signxml.signer import XMLSigner
 from signxml.verifier import SignatureConfiguration, XMLVerifier
 
 from connector.edxml.model import NS, XMLDSIG_NS
-from connector.edxml.problems import printable
 from connector.edxml.xmlsafe import parse_untrusted, to_utf8
 from connector.errors import PermanentError
+from connector.printable import printable
 from connector.trust.truststore import (
     Purpose,
     SignerKind,

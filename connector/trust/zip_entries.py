@@ -19,8 +19,8 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 
-from connector.edxml.problems import printable
 from connector.errors import PermanentError
+from connector.printable import printable
 
 ZIP_MAGIC = b"PK\x03\x04"
 
